@@ -1,0 +1,313 @@
+"""Consumer: one down track, forwarding one Producer's packets to one subscriber.
+
+Per packet it patches payload type, sequence number, timestamp and SSRC into
+the producer's shared buffer and sends it on the subscriber's SRTP session.
+Sequence numbers and timestamps are offsets from the producer's, chosen when
+the consumer starts (or resumes) so the subscriber sees one continuous
+stream. A video consumer starts only on a keyframe; until then it asks the
+producer for one, at most once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from . import aiortc_hooks as hooks
+from .rtp import ExtensionLayout, ntp_time, patch_header
+
+if TYPE_CHECKING:
+    from aiortc import RTCRtpTransceiver
+
+    from .producer import Producer
+    from .transport import Transport
+
+logger = logging.getLogger("synclass.media.consumer")
+
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+# How long before a waiting video consumer asks again for a keyframe (the
+# first PLI or its keyframe may have been lost).
+KEYFRAME_RETRY_S = 1.0
+
+
+class Consumer:
+    def __init__(
+        self,
+        transport: "Transport",
+        producer: "Producer",
+        transceiver: "RTCRtpTransceiver",
+        app_data: dict[str, Any],
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.kind = producer.kind
+        self.producer_id = producer.id
+        self.app_data = app_data
+        self.transceiver = transceiver
+        self._transport = transport
+        self._producer = producer
+        self._closed = False
+        self._paused = False
+        self._close_callbacks: list[Callable[[], None]] = []
+        self._is_video = producer.kind == "video"
+        # negotiated
+        self.layout: Optional[ExtensionLayout] = None
+        self.ssrc = 0
+        self.rtx_ssrc = 0
+        self.payload_type = 0
+        self.rtx_payload_type: Optional[int] = None
+        self.clock_rate = producer.clock_rate
+        # forwarding state
+        self._send: Optional[hooks.SendFn] = None
+        self._waiting = True
+        self._start_seq = 0
+        self._seq_off = 0
+        self._ts_off = 0
+        self._next_seq = random.randrange(0, 32768)
+        self._next_ts = random.randrange(0, 1 << 32)
+        self._last_seq = 0
+        self._last_ts = 0
+        self._last_time = 0.0
+        self._rtx_seq = random.randrange(0, 32768)
+        self._last_keyframe_ask = -1e9
+        # counters
+        self.packets = 0
+        self.octets = 0
+        self.retransmissions = 0
+        self.nacks = 0
+        self.nack_misses = 0
+        self.plis = 0
+        self.keyframes_started = 0
+        # receiver feedback
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
+        self.jitter = 0
+        self.rtt_s: Optional[float] = None
+        self.remb_bps: Optional[int] = None
+        self._lsr = -1
+        self._lsr_time = 0.0
+        producer._attach(self)
+        hooks.install_sender_hooks(transceiver.sender, self)
+
+    @property
+    def mid(self) -> Optional[str]:
+        return self.transceiver.mid
+
+    # -- seam ------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        self._restart()
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        self._close_callbacks.append(callback)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "producer_id": self.producer_id,
+            "mid": self.mid,
+            "paused": self._paused,
+            "started": not self._waiting,
+            "packets": self.packets,
+            "octets": self.octets,
+            "retransmissions": self.retransmissions,
+            "nacks": self.nacks,
+            "plis": self.plis,
+            "fraction_lost": self.fraction_lost,
+            "packets_lost": self.packets_lost,
+            "jitter": self.jitter,
+            "rtt_ms": None if self.rtt_s is None else round(self.rtt_s * 1000, 1),
+            "remb_bps": self.remb_bps,
+            "app_data": self.app_data,
+        }
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._send = None
+        self._producer._detach(self)
+        await self._transport._forget_consumer(self)
+        for callback in self._close_callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("x consumer close callback failed")
+        self._close_callbacks.clear()
+
+    # -- forwarding (hot path) --------------------------------------------------
+    def _restart(self) -> None:
+        """Wait for the next keyframe (video) and continue seq/timestamps from there."""
+        self._waiting = True
+        if self.packets:
+            self._next_seq = (self._last_seq + 1) & 0xFFFF
+            elapsed = max(0.0, time.time() - self._last_time)
+            self._next_ts = (self._last_ts + int(elapsed * self.clock_rate) + 1) & 0xFFFFFFFF
+        if self._is_video:
+            self._ask_keyframe()
+
+    def _ask_keyframe(self) -> None:
+        now = time.monotonic()
+        if now - self._last_keyframe_ask >= KEYFRAME_RETRY_S:
+            self._last_keyframe_ask = now
+            self._producer.request_keyframe()
+
+    def forward(self, buf: bytearray, packet: Any, keyframe: bool) -> None:
+        send = self._send
+        if send is None:
+            send = self._send = hooks.fast_sender(self._transport.dtls)
+            if send is None:
+                return
+            if self._is_video:
+                self._ask_keyframe()
+        if self._paused:
+            return
+        in_seq = packet.sequence_number
+        if self._waiting:
+            if self._is_video and not keyframe:
+                self._ask_keyframe()
+                return
+            self._waiting = False
+            self._start_seq = in_seq
+            self._seq_off = (self._next_seq - in_seq) & 0xFFFF
+            self._ts_off = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
+            self.keyframes_started += 1
+        else:
+            d = (in_seq - self._start_seq) & 0xFFFF
+            if d >= 0x8000:
+                return  # older than where this consumer started
+            if d > 0x4000:
+                self._start_seq = (in_seq - 0x2000) & 0xFFFF
+        seq = (in_seq + self._seq_off) & 0xFFFF
+        ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
+        patch_header(buf, 0x80 | self.payload_type if packet.marker else self.payload_type, seq, ts, self.ssrc)
+        send(bytes(buf))
+        self.packets += 1
+        self.octets += len(packet.payload)
+        self._last_seq = seq
+        self._last_ts = ts
+        self._last_time = time.time()
+
+    def _retransmit(self, out_seq: int) -> None:
+        send = self._send
+        layout = self.layout
+        if send is None or layout is None or self._waiting:
+            return
+        in_seq = (out_seq - self._seq_off) & 0xFFFF
+        if (in_seq - self._start_seq) & 0xFFFF >= 0x8000:
+            return
+        packet = self._producer.packet_for_retransmission(in_seq)
+        if packet is None:
+            self.nack_misses += 1
+            return
+        ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
+        marker = 0x80 if packet.marker else 0
+        if self.rtx_payload_type is not None:
+            # RFC 4588: RTX payload = original sequence number + original payload
+            buf = bytearray(layout.header_prefix(0, None))
+            buf += out_seq.to_bytes(2, "big")
+            buf += packet.payload
+            patch_header(buf, marker | self.rtx_payload_type, self._rtx_seq, ts, self.rtx_ssrc)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        else:
+            buf = self._producer.build(layout, packet)
+            patch_header(buf, marker | self.payload_type, out_seq, ts, self.ssrc)
+        send(bytes(buf))
+        self.retransmissions += 1
+
+    # -- hooks (called by aiortc through media.aiortc_hooks) ---------------------
+    def on_negotiated(
+        self,
+        ssrc: int,
+        rtx_ssrc: int,
+        payload_type: int,
+        rtx_payload_type: Optional[int],
+        mime_type: str,
+        clock_rate: int,
+        header_extensions: dict[str, int],
+    ) -> None:
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
+        self.clock_rate = clock_rate
+        self.layout = ExtensionLayout(
+            abs_send_time=header_extensions.get(ABS_SEND_TIME_URI, 0) if self._is_video else 0,
+            audio_level=header_extensions.get(AUDIO_LEVEL_URI, 0) if not self._is_video else 0,
+        )
+        logger.debug(
+            "- consumer %s negotiated %s pt=%d rtx=%s ssrc=%d",
+            self.id, mime_type, payload_type, rtx_payload_type, ssrc,
+        )
+
+    def on_rtcp(self, packet: Any) -> None:
+        if isinstance(packet, (hooks.RTCP_CLASSES["rr"], hooks.RTCP_CLASSES["sr"])):
+            for report in packet.reports:
+                if report.ssrc != self.ssrc:
+                    continue
+                self.fraction_lost = report.fraction_lost / 256
+                self.packets_lost = report.packets_lost
+                self.jitter = report.jitter
+                if report.lsr and report.lsr == self._lsr:
+                    rtt = time.time() - self._lsr_time - report.dlsr / 65536
+                    if rtt >= 0:
+                        self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
+        elif isinstance(packet, hooks.RTCP_CLASSES["rtpfb"]):
+            if packet.fmt == hooks.RTPFB_NACK:
+                self.nacks += 1
+                for seq in packet.lost:
+                    self._retransmit(seq)
+        elif isinstance(packet, hooks.RTCP_CLASSES["psfb"]):
+            if packet.fmt in (hooks.PSFB_PLI, hooks.PSFB_FIR):
+                self.plis += 1
+                self._producer.request_keyframe()
+            elif packet.fmt == hooks.PSFB_APP:
+                try:
+                    bitrate, ssrcs = hooks.unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return
+                if self.ssrc in ssrcs:
+                    self.remb_bps = bitrate
+
+    def sender_report(self) -> Optional[tuple[int, int, int, int]]:
+        """(ntp, rtp timestamp, packet count, octet count) for an RTCP SR, or None.
+
+        The RTP timestamp is the producer's clock at this instant, mapped by
+        its publisher's sender reports when there are any, so receivers keep
+        the publisher's lip-sync; packet and octet counts are what this
+        consumer really sent.
+        """
+        if self._waiting and not self.packets:
+            return None
+        now = time.time()
+        mapping = self._producer.sr_mapping or self._producer.last_packet
+        if mapping is None:
+            return None
+        t0, rtp0 = mapping
+        in_ts = rtp0 + int((now - t0) * self.clock_rate)
+        ts = (in_ts + self._ts_off) & 0xFFFFFFFF
+        ntp = ntp_time(now)
+        self._lsr = (ntp >> 16) & 0xFFFFFFFF
+        self._lsr_time = now
+        return ntp, ts, self.packets & 0xFFFFFFFF, self.octets & 0xFFFFFFFF
+
+    def goodbye(self) -> None:
+        self._send = None

@@ -1,0 +1,154 @@
+"""The seam: what the control plane needs from the media plane.
+
+The control plane (``server``) never imports aiortc or av; it talks to the
+media plane only through the structural interfaces below. ``media.MediaPlane``
+implements them; ``synclass.app.build_app`` plugs one into ``create_app``.
+
+Object model (borrowed from mediasoup): parents create children,
+``close()`` is safe twice and closes the children, a closed object's methods
+raise ``InvalidStateError``-like ``RuntimeError``. Media objects never know
+users: everything the control plane wants to remember rides in ``app_data``.
+
+Errors raised across the seam:
+- ``ValueError`` — the client's input is bad (malformed SDP, unknown mid,
+  unsupported codec). The message is safe to show to the client.
+- ``LookupError`` — an id that does not exist (closed producer, ...).
+- ``RuntimeError`` — the object is closed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Protocol
+
+Kind = Literal["audio", "video"]
+
+
+class Producer(Protocol):
+    """One incoming track (an up track) of a publisher."""
+
+    id: str
+    kind: Kind
+    app_data: dict[str, Any]
+
+    @property
+    def closed(self) -> bool: ...
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the producer closes (any reason)."""
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (rate-limited inside)."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    """One outgoing track (a down track) to one subscriber."""
+
+    id: str
+    kind: Kind
+    producer_id: str
+    mid: str | None  # the m-line of the subscriber's offer, known after create_offer()
+    app_data: dict[str, Any]
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def on_close(self, callback: Callable[[], None]) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """One RTCPeerConnection with one participant.
+
+    A participant has two: one it publishes on (the client offers, the server
+    answers: ``publish``) and one it receives on (the server offers:
+    ``consume`` then ``create_offer``/``set_answer``).
+    """
+
+    id: str
+    app_data: dict[str, Any]
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def state(self) -> str:
+        """The peer connection's connectionState (new, connecting, connected, failed, closed)."""
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Called once when the transport closes: by ``close()`` or because the
+        peer vanished (ICE/DTLS failure or consent lost)."""
+
+    async def publish(
+        self, offer_sdp: str, tracks: dict[str, dict[str, Any]]
+    ) -> tuple[str, list[Producer]]:
+        """Apply the client's offer and return ``(answer_sdp, new_producers)``.
+
+        ``tracks`` maps each offered m-line's mid to the ``app_data`` of the
+        producer to create for it (e.g. ``{"source": "camera"}``). Every mid
+        that carries media must be listed; a mid not listed raises
+        ``ValueError("offer has an m-line with mid X that is not in tracks")``.
+        Re-offers (renegotiation adding tracks) create producers only for the
+        new mids.
+        """
+
+    async def consume(self, producer: Producer, app_data: dict[str, Any]) -> Consumer:
+        """Create a consumer of ``producer`` on this transport (a new sendonly
+        m-line). Video consumers wait for a keyframe before sending anything.
+        The caller then renegotiates: ``create_offer`` → client → ``set_answer``."""
+
+    async def create_offer(self) -> str:
+        """A fresh offer covering every consumer so far (closed ones inactive)."""
+
+    async def set_answer(self, answer_sdp: str) -> None:
+        """Apply the client's answer to our last offer. ``ValueError`` if bad."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class Router(Protocol):
+    """All media of one live class session on this node."""
+
+    id: str
+    app_data: dict[str, Any]
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def create_transport(self, app_data: dict[str, Any]) -> Transport: ...
+
+    def get_producer(self, producer_id: str) -> Producer:
+        """``LookupError`` if there is no such open producer."""
+
+    def stats(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaPlane(Protocol):
+    """The media plane of this process (one per node process)."""
+
+    async def create_router(self, app_data: dict[str, Any]) -> Router: ...
+
+    def counters(self) -> dict[str, int]:
+        """Process-wide counters. At least ``decoders_created`` and
+        ``encoders_created`` (both must stay 0: the SFU never transcodes),
+        ``routers``, ``transports``, ``producers``, ``consumers``,
+        ``rtp_packets_in``, ``rtp_packets_out``."""
+
+    async def close(self) -> None: ...
