@@ -1,0 +1,182 @@
+// Admin page: sessions, rooms (with page links to hand out) and server counters.
+// Credentials: ?token=<admin JWT> or ?key=<admin key>, sent as a bearer token.
+import { $, el, params } from './common.js';
+
+const token = params().get('token');
+const key = params().get('key');
+const REFRESH_MS = 5000;
+const hook = (globalThis.synclass = { state: 'loading', data: {} });
+
+function setState(state, text) {
+  hook.state = state;
+  document.body.dataset.state = state;
+  $('status').textContent = text;
+}
+
+function headers() {
+  const h = { 'Content-Type': 'application/json' };
+  if (token) h.Authorization = `Bearer ${token}`;
+  else if (key) {
+    h.Authorization = `Bearer ${key}`;
+    h['X-Admin-Key'] = key;
+  }
+  return h;
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: headers(),
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
+  if (!res.ok) {
+    const err = new Error((data && (data.message || data.error)) || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
+  return data;
+}
+
+// Lists may come bare or wrapped ({sessions: [...]}).
+function list(data, name) {
+  if (Array.isArray(data)) return data;
+  if (data && Array.isArray(data[name])) return data[name];
+  if (data && Array.isArray(data.items)) return data.items;
+  return [];
+}
+
+function fmtTime(v) {
+  if (!v) return '';
+  const d = typeof v === 'number' ? new Date(v * 1000) : new Date(v);
+  return isNaN(d) ? String(v) : d.toLocaleString('zh-CN', { hour12: false });
+}
+
+const STATUS_ORDER = { live: 0, scheduled: 1, ended: 2 };
+
+function renderSessions(sessions, roomsById) {
+  const rows = [...sessions].sort((a, b) =>
+    (STATUS_ORDER[a.status] ?? 3) - (STATUS_ORDER[b.status] ?? 3)
+    || String(b.started_at || b.scheduled_at || '').localeCompare(String(a.started_at || a.scheduled_at || '')));
+  $('sessions').replaceChildren(...rows.map((s) => el('tr', { 'data-session': s.id },
+    el('td', {}, el('span', { class: `badge ${s.status}` }, s.status)),
+    el('td', {}, s.title || ''),
+    el('td', {}, s.subject || ''),
+    el('td', {}, roomsById.get(s.lecture_room_id)?.name || s.lecture_room_id || ''),
+    el('td', {}, fmtTime(s.started_at || s.scheduled_at)),
+  )));
+  if (!rows.length) $('sessions').append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, '暂无 (none)')));
+}
+
+function pageFor(role) {
+  return role === 'teacher' ? 'teacher.html' : 'classroom.html';
+}
+
+function roleFor(room) {
+  return room.kind === 'lecture' || room.kind === 'lecture_room' || room.kind === 'teacher'
+    ? 'teacher' : 'classroom';
+}
+
+async function mintLink(room, cell) {
+  const role = roleFor(room);
+  cell.replaceChildren('…');
+  try {
+    const data = await api('POST', '/api/tokens', { room_id: room.id, role });
+    const tok = typeof data === 'string' ? data : data.token;
+    const base = new URL('.', globalThis.location.href);
+    const url = new URL(`${pageFor(role)}?token=${encodeURIComponent(tok)}`, base).href;
+    const input = el('input', { type: 'text', readonly: '', value: url });
+    const copy = el('button', {
+      type: 'button',
+      onclick: async () => {
+        input.select();
+        try { await navigator.clipboard.writeText(url); copy.textContent = '已复制 (copied)'; } catch (e) {
+          document.execCommand && document.execCommand('copy');
+        }
+      },
+    }, '复制 (Copy)');
+    cell.replaceChildren(el('div', { class: 'link-row' }, input), copy,
+      el('a', { href: url, target: '_blank', rel: 'noopener' }, ' 打开 (open)'));
+  } catch (e) {
+    cell.replaceChildren(`失败 (failed): ${e.message}`);
+  }
+}
+
+function renderRooms(rooms, schoolsById) {
+  // keep links already minted: rebuild only rows for rooms we have not drawn
+  const body = $('rooms');
+  const drawn = new Set([...body.querySelectorAll('tr[data-room]')].map((tr) => tr.dataset.room));
+  for (const room of rooms) {
+    if (drawn.has(String(room.id))) continue;
+    const cell = el('td', {});
+    const role = roleFor(room);
+    cell.append(el('button', { type: 'button', class: 'primary', onclick: () => mintLink(room, cell) },
+      role === 'teacher' ? '生成主讲链接 (Teacher link)' : '生成听课链接 (Classroom link)'));
+    body.append(el('tr', { 'data-room': room.id },
+      el('td', {}, schoolsById.get(room.school_id)?.name || room.school_id || ''),
+      el('td', {}, room.name || room.id),
+      el('td', {}, role === 'teacher' ? '主讲 (lecture)' : '听课 (classroom)'),
+      cell));
+  }
+}
+
+function flatten(obj, prefix = '', out = []) {
+  for (const [k, v] of Object.entries(obj || {})) {
+    const name = prefix ? `${prefix}.${k}` : k;
+    if (v && typeof v === 'object' && !Array.isArray(v)) flatten(v, name, out);
+    else out.push([name, Array.isArray(v) ? v.length : v]);
+  }
+  return out;
+}
+
+function renderStats(stats) {
+  $('stats').replaceChildren(...flatten(stats).map(([k, v]) =>
+    el('div', { class: 'stat', 'data-stat': k }, el('b', {}, typeof v === 'number' ? v.toLocaleString() : String(v)), k)));
+}
+
+async function refresh() {
+  try {
+    const [schools, rooms, sessions] = await Promise.all([
+      api('GET', '/api/schools'), api('GET', '/api/rooms'), api('GET', '/api/sessions'),
+    ]);
+    const schoolList = list(schools, 'schools');
+    const roomList = list(rooms, 'rooms');
+    const sessionList = list(sessions, 'sessions');
+    hook.data = { schools: schoolList, rooms: roomList, sessions: sessionList };
+    const schoolsById = new Map(schoolList.map((s) => [s.id, s]));
+    const roomsById = new Map(roomList.map((r) => [r.id, r]));
+    renderSessions(sessionList, roomsById);
+    renderRooms(roomList, schoolsById);
+    try {
+      const stats = await api('GET', '/api/stats');
+      hook.data.stats = stats;
+      renderStats(stats);
+    } catch (e) {
+      $('stats').replaceChildren(el('span', { class: 'muted' }, `(${e.message})`));
+    }
+    $('message').textContent = '';
+    setState('ready', `已更新 (updated) ${new Date().toLocaleTimeString('zh-CN', { hour12: false })}`);
+  } catch (e) {
+    if (e.status === 401 || e.status === 403) {
+      setState('unauthorized', '无权限 (not allowed)');
+      $('message').textContent = '链接中的 token 或 key 无效 (the token or key in the link is not valid)';
+      return false;
+    }
+    setState('error', '连接失败 (error)');
+    $('message').textContent = e.message;
+  }
+  return true;
+}
+
+async function loop() {
+  if (await refresh()) setTimeout(loop, REFRESH_MS);
+}
+
+if (!token && !key) {
+  setState('unauthorized', '无权限 (not allowed)');
+  $('message').textContent = '链接需要 ?token= 或 ?key= (the link needs ?token= or ?key=)';
+} else {
+  loop();
+}

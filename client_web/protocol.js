@@ -1,0 +1,561 @@
+// synclass signaling and WebRTC for the browser pages. No DOM here.
+//
+// One LessonClient per page: one WebSocket to /ws (docs/protocol.md) and two
+// RTCPeerConnections — the *publish* connection (we offer sendonly m-lines,
+// the server answers) and the *receive* connection (the server offers, we
+// answer). The server does not trickle ICE, so every description we send is
+// taken after ICE gathering completes.
+//
+// The client keeps an intent (join when a lesson is live? publish which
+// tracks?) and re-does hello/join/publish by itself after the socket closes
+// or a peer connection fails, with backoff 1 s doubling to 10 s.
+//
+// Events (all CustomEvent, payload in `detail`):
+//   state           {state, previous}  connecting | waiting | live | reconnecting | closed | unauthorized
+//   welcome         the welcome message
+//   session         {session}          a lesson started (or the reply to start_session)
+//   session_ended   {session_id}
+//   joined          the joined message
+//   participants    {participants: Participant[]}  after any change
+//   producers       {producers: ProducerInfo[]}    after any change
+//   track           {track, stream, consumer: ConsumerInfo}  a remote track to show/play
+//   track_ended     {consumer}
+//   published       {producers}
+//   servererror     an error message from the server with no request to reject
+//   log             {text}  lifecycle lines for a status area / debugging
+
+const BACKOFF_FIRST_MS = 1000;
+const BACKOFF_MAX_MS = 10000;
+const REQUEST_TIMEOUT_MS = 15000;
+const ICE_GATHER_TIMEOUT_MS = 5000;
+const PING_EVERY_MS = 15000;
+const PONG_TIMEOUT_MS = 10000;
+
+export class ProtocolError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+export function defaultWsUrl(loc = globalThis.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws`;
+}
+
+// Wait until the connection has gathered all its candidates (or timeout: send what we have).
+export function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener('icegatheringstatechange', check);
+      resolve();
+    };
+    const check = () => { if (pc.iceGatheringState === 'complete') done(); };
+    const timer = setTimeout(done, timeoutMs);
+    pc.addEventListener('icegatheringstatechange', check);
+  });
+}
+
+// Put the preferred codec(s) first; keep the rest (rtx, red, fec, fallbacks) after.
+export function preferCodec(transceiver, kind, mimeType) {
+  if (!transceiver.setCodecPreferences) return false;
+  const caps = (globalThis.RTCRtpReceiver?.getCapabilities?.(kind))
+    || (globalThis.RTCRtpSender?.getCapabilities?.(kind));
+  if (!caps || !caps.codecs) return false;
+  const wanted = mimeType.toLowerCase();
+  const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
+  if (!first.length) return false;
+  const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== wanted);
+  try {
+    transceiver.setCodecPreferences([...first, ...rest]);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+export class LessonClient extends EventTarget {
+  // token: the join token. options.autoJoin: join whenever a lesson is live
+  // (classrooms). options.url: WebSocket URL (default: same origin /ws).
+  constructor(token, { url = null, name = null, autoJoin = false } = {}) {
+    super();
+    this.token = token;
+    this.url = url || defaultWsUrl();
+    this.name = name;
+    this.autoJoin = autoJoin;
+
+    this.state = 'idle';
+    this.welcome = null;
+    this.participantId = null;
+    this.role = null;
+    this.room = null;
+    this.session = null;          // the live session this participant belongs to, or null
+    this.joined = false;
+    this.participants = new Map(); // id -> Participant
+    this.producers = new Map();    // id -> ProducerInfo
+    this.localTracks = null;       // {source: MediaStreamTrack} to (re)publish while live
+    this.localStream = null;
+    this.myProducers = [];
+    this.iceServers = [];
+
+    this._ws = null;
+    this._seq = 0;
+    this._pending = new Map();     // id -> {resolve, reject, timer}
+    this._gen = 0;                 // bumps on every (re)connect; stale async steps stop
+    this._backoff = BACKOFF_FIRST_MS;
+    this._retryTimer = null;
+    this._pingTimer = null;
+    this._pongTimer = null;
+    this._closed = false;
+    this._pubPc = null;
+    this._recvPc = null;
+    this._recvQueue = Promise.resolve();
+    this._consumersByMid = new Map(); // mid -> ConsumerInfo (receive connection)
+    this._remote = new Map();         // consumer id -> {track, stream, consumer}
+    this._entering = null;            // the running join/publish sequence
+  }
+
+  // ---- public API ----------------------------------------------------------
+
+  start() {
+    this._closed = false;
+    this._connect();
+    return this;
+  }
+
+  close() {
+    this._closed = true;
+    clearTimeout(this._retryTimer);
+    this._teardown('closed by the page');
+    this._setState('closed');
+  }
+
+  get live() { return this.state === 'live'; }
+
+  // Send a request; resolves with the reply that carries our id in `re`.
+  request(type, body = {}, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new ProtocolError('not_connected', 'the signaling socket is not open'));
+    }
+    const id = ++this._seq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(id);
+        reject(new ProtocolError('timeout', `no reply to ${type}`));
+      }, timeoutMs);
+      this._pending.set(id, { resolve, reject, timer, type });
+      ws.send(JSON.stringify({ ...body, type, id }));
+    });
+  }
+
+  send(type, body = {}) {
+    if (this._ws && this._ws.readyState === WebSocket.OPEN) {
+      this._ws.send(JSON.stringify({ ...body, type }));
+      return true;
+    }
+    return false;
+  }
+
+  // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, screen}).
+  // Remembered, so a reconnect re-joins and re-publishes.
+  async goLive(tracks, { title, subject, sessionId } = {}) {
+    this.localTracks = tracks;
+    this.autoJoin = true;
+    if (!this.session || this.session.status !== 'live') {
+      const body = {};
+      if (sessionId) body.session_id = sessionId;
+      if (title) body.title = title;
+      if (subject) body.subject = subject;
+      await this.request('start_session', body);
+    }
+    await this._enter(this._gen);
+  }
+
+  async endSession() {
+    this.autoJoin = false;
+    this.localTracks = null;
+    await this.request('end_session', {});
+  }
+
+  // Leave the media but stay connected (and stop auto-joining).
+  async leave() {
+    this.autoJoin = false;
+    this.localTracks = null;
+    this._closePeerConnections();
+    this.joined = false;
+    try { await this.request('leave', {}); } finally { this._updateState(); }
+  }
+
+  remoteTracks() { return [...this._remote.values()]; }
+
+  // ---- socket lifecycle ------------------------------------------------------
+
+  _connect() {
+    clearTimeout(this._retryTimer);
+    const gen = ++this._gen;
+    this._setState(this.state === 'idle' || this.state === 'connecting' ? 'connecting' : 'reconnecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this._log(`x socket: ${e}`);
+      this._scheduleReconnect(gen);
+      return;
+    }
+    this._ws = ws;
+    ws.onopen = () => {
+      if (gen !== this._gen) return;
+      this._log('- socket open');
+      const hello = { token: this.token };
+      if (this.name) hello.name = this.name;
+      this.request('hello', hello).catch((e) => this._log(`x hello: ${e.message}`));
+      this._startPing(gen);
+    };
+    ws.onmessage = (ev) => {
+      if (gen !== this._gen) return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch (e) {
+        this._log('x non-JSON message dropped');
+        return;
+      }
+      this._dispatch(msg, gen);
+    };
+    ws.onclose = (ev) => {
+      if (gen !== this._gen) return;
+      this._log(`- socket closed ${ev.code} ${ev.reason || ''}`);
+      if (ev.code === 4401) {
+        this._teardown('unauthorized');
+        this._setState('unauthorized');
+        return;
+      }
+      this._scheduleReconnect(gen);
+    };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  _scheduleReconnect(gen) {
+    if (this._closed || gen !== this._gen) return;
+    this._teardown('reconnecting');
+    ++this._gen; // anything still running for the old connection stops here
+    this._setState('reconnecting');
+    const delay = this._backoff;
+    this._backoff = Math.min(this._backoff * 2, BACKOFF_MAX_MS);
+    this._log(`- reconnecting in ${delay} ms`);
+    this._retryTimer = setTimeout(() => this._connect(), delay);
+  }
+
+  // Close socket and peer connections; fail pending requests. Intent is kept.
+  _teardown(reason) {
+    this._stopPing();
+    for (const { reject, timer } of this._pending.values()) {
+      clearTimeout(timer);
+      reject(new ProtocolError('disconnected', reason));
+    }
+    this._pending.clear();
+    this._closePeerConnections();
+    this.joined = false;
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch (e) { /* already closed */ }
+    }
+  }
+
+  _startPing(gen) {
+    this._stopPing();
+    this._pingTimer = setInterval(() => {
+      if (gen !== this._gen) return;
+      if (!this.send('ping', {})) return;
+      clearTimeout(this._pongTimer);
+      this._pongTimer = setTimeout(() => {
+        this._log('x no pong: dropping the socket');
+        this._scheduleReconnect(gen);
+      }, PONG_TIMEOUT_MS);
+    }, PING_EVERY_MS);
+  }
+
+  _stopPing() {
+    clearInterval(this._pingTimer);
+    clearTimeout(this._pongTimer);
+  }
+
+  // ---- incoming messages -------------------------------------------------------
+
+  _dispatch(msg, gen) {
+    if (!msg || typeof msg !== 'object') return;
+    const handler = this[`_on_${msg.type}`];
+    if (handler) {
+      try {
+        handler.call(this, msg, gen);
+      } catch (e) {
+        this._log(`x handling ${msg.type}: ${e}`);
+      }
+    }
+    if (msg.re !== undefined && msg.re !== null && this._pending.has(msg.re)) {
+      const { resolve, reject, timer } = this._pending.get(msg.re);
+      this._pending.delete(msg.re);
+      clearTimeout(timer);
+      if (msg.type === 'error') reject(new ProtocolError(msg.code, msg.message));
+      else resolve(msg);
+    } else if (msg.type === 'error') {
+      this._emit('servererror', msg);
+    }
+  }
+
+  _on_welcome(msg, gen) {
+    this.welcome = msg;
+    this.participantId = msg.participant_id;
+    this.role = msg.role;
+    this.room = msg.room;
+    this.iceServers = Array.isArray(msg.ice_servers) ? msg.ice_servers : [];
+    this.session = msg.session && msg.session.status !== 'ended' ? msg.session : null;
+    this._backoff = BACKOFF_FIRST_MS;
+    this._emit('welcome', msg);
+    if (this.session) this._emit('session', { session: this.session });
+    this._updateState();
+    if (this.session && this.autoJoin) this._enter(gen).catch(() => {});
+  }
+
+  _on_session(msg, gen) {
+    const fresh = !this.session || this.session.id !== msg.session.id;
+    this.session = msg.session.status === 'ended' ? null : msg.session;
+    this._emit('session', { session: msg.session });
+    this._updateState();
+    // a start_session reply (re set) is followed by goLive's own _enter
+    if (fresh && this.session && this.autoJoin && msg.re == null) this._enter(gen).catch(() => {});
+  }
+
+  _on_session_ended(msg) {
+    if (this.session && msg.session_id && this.session.id !== msg.session_id) return;
+    this._log('- session ended');
+    this.session = null;
+    this.joined = false;
+    this._closePeerConnections();
+    this.participants.clear();
+    this.producers.clear();
+    this._emit('participants', { participants: [] });
+    this._emit('producers', { producers: [] });
+    this._emit('session_ended', msg);
+    this._updateState();
+  }
+
+  _on_joined(msg) {
+    this.participants = new Map((msg.participants || []).map((p) => [p.id, p]));
+    this.producers = new Map((msg.producers || []).map((p) => [p.id, p]));
+    this._emit('joined', msg);
+    this._emit('participants', { participants: [...this.participants.values()] });
+    this._emit('producers', { producers: [...this.producers.values()] });
+  }
+
+  _on_participant_joined(msg) {
+    const p = msg.participant || msg;
+    this.participants.set(p.id, p);
+    this._emit('participants', { participants: [...this.participants.values()] });
+  }
+
+  _on_participant_left(msg) {
+    const id = msg.participant_id || msg.participant?.id || msg.id;
+    this.participants.delete(id);
+    this._emit('participants', { participants: [...this.participants.values()] });
+  }
+
+  _on_producer_added(msg) {
+    const p = msg.producer || msg;
+    this.producers.set(p.id, p);
+    this._emit('producers', { producers: [...this.producers.values()] });
+  }
+
+  _on_producer_removed(msg) {
+    const id = msg.producer_id || msg.producer?.id || msg.id;
+    this.producers.delete(id);
+    this._emit('producers', { producers: [...this.producers.values()] });
+  }
+
+  _on_pong() {
+    clearTimeout(this._pongTimer);
+  }
+
+  _on_offer(msg, gen) {
+    // one offer at a time, in order
+    this._recvQueue = this._recvQueue
+      .then(() => this._answerOffer(msg, gen))
+      .catch((e) => this._log(`x answering offer: ${e.message || e}`));
+  }
+
+  // ---- entering the lesson: join, then publish --------------------------------
+
+  _enter(gen) {
+    if (this._entering && this._entering.gen === gen) return this._entering.promise;
+    const promise = (async () => {
+      if (!this.joined) {
+        await this.request('join', {});
+        if (gen !== this._gen) return;
+        this.joined = true;
+        this._updateState();
+      }
+      if (this.localTracks && !this._pubPc) await this._publish(gen);
+    })();
+    this._entering = { gen, promise };
+    promise.catch((e) => {
+      this._log(`x entering the lesson: ${e.message || e}`);
+    }).finally(() => {
+      if (this._entering && this._entering.promise === promise) this._entering = null;
+    });
+    return promise;
+  }
+
+  _newPc(label, gen) {
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    pc.addEventListener('connectionstatechange', () => {
+      this._log(`- ${label} connection ${pc.connectionState}`);
+      if (pc.connectionState === 'failed' && gen === this._gen && !this._closed) {
+        this._scheduleReconnect(gen);
+      }
+    });
+    return pc;
+  }
+
+  async _publish(gen) {
+    const tracks = this.localTracks;
+    const pc = this._newPc('publish', gen);
+    this._pubPc = pc;
+    const stream = new MediaStream(Object.values(tracks).filter(Boolean));
+    this.localStream = stream;
+    const sources = [];
+    // audio first: its m-line is the one the server should keep under pressure
+    for (const source of ['mic', 'camera', 'screen']) {
+      const track = tracks[source];
+      if (!track) continue;
+      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      if (track.kind === 'video') preferCodec(t, 'video', 'video/VP8');
+      else preferCodec(t, 'audio', 'audio/opus');
+      sources.push([t, source]);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    if (gen !== this._gen || this._pubPc !== pc) return;
+    const trackMap = {};
+    for (const [t, source] of sources) trackMap[t.mid] = { source };
+    let reply;
+    try {
+      reply = await this.request('publish', { sdp: pc.localDescription.sdp, tracks: trackMap });
+      if (gen !== this._gen || this._pubPc !== pc) return;
+      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+    } catch (e) {
+      // let a later goLive / reconnect try again with a fresh connection
+      if (this._pubPc === pc) this._pubPc = null;
+      pc.close();
+      throw e;
+    }
+    this.myProducers = reply.producers || [];
+    this._emit('published', { producers: this.myProducers });
+    this._updateState();
+  }
+
+  async _answerOffer(msg, gen) {
+    if (gen !== this._gen) return;
+    if (!this._recvPc) {
+      const pc = this._newPc('receive', gen);
+      pc.addEventListener('track', (ev) => this._onRemoteTrack(ev));
+      this._recvPc = pc;
+    }
+    const pc = this._recvPc;
+    const before = new Map(this._consumersByMid);
+    this._consumersByMid = new Map((msg.consumers || []).map((c) => [String(c.mid), c]));
+    // consumers that are gone from this offer
+    for (const [mid, c] of before) {
+      const now = this._consumersByMid.get(mid);
+      if (!now || now.id !== c.id) this._remoteEnded(c);
+    }
+    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await iceGatheringComplete(pc);
+    if (gen !== this._gen || this._recvPc !== pc) return;
+    this.send('answer', { sdp: pc.localDescription.sdp });
+  }
+
+  _onRemoteTrack(ev) {
+    const mid = ev.transceiver && ev.transceiver.mid;
+    const consumer = this._consumersByMid.get(String(mid));
+    if (!consumer) {
+      this._log(`x track on unknown mid ${mid}`);
+      return;
+    }
+    const stream = (ev.streams && ev.streams[0]) || new MediaStream([ev.track]);
+    const entry = { track: ev.track, stream, consumer };
+    this._remote.set(consumer.id, entry);
+    ev.track.addEventListener('ended', () => this._remoteEnded(consumer));
+    this._emit('track', entry);
+  }
+
+  _remoteEnded(consumer) {
+    if (!this._remote.has(consumer.id)) return;
+    this._remote.delete(consumer.id);
+    this._emit('track_ended', { consumer });
+  }
+
+  _closePeerConnections() {
+    for (const pc of [this._pubPc, this._recvPc]) {
+      if (pc) { try { pc.close(); } catch (e) { /* closed */ } }
+    }
+    this._pubPc = null;
+    this._recvPc = null;
+    this._recvQueue = Promise.resolve();
+    this.myProducers = [];
+    for (const { consumer } of [...this._remote.values()]) this._remoteEnded(consumer);
+    this._consumersByMid.clear();
+  }
+
+  // ---- state ----------------------------------------------------------------
+
+  _updateState() {
+    if (this._closed) return;
+    if (!this.welcome || !this._ws) return;
+    this._setState(this.session && this.joined ? 'live' : 'waiting');
+  }
+
+  _setState(state) {
+    if (state === this.state) return;
+    const previous = this.state;
+    this.state = state;
+    this._emit('state', { state, previous });
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _log(text) {
+    this._emit('log', { text });
+  }
+
+  // Small numbers for status lines and tests: bytes/frames in and out.
+  async stats() {
+    const out = { publish: null, receive: null };
+    for (const [key, pc] of [['publish', this._pubPc], ['receive', this._recvPc]]) {
+      if (!pc) continue;
+      const report = await pc.getStats();
+      const s = { bytesSent: 0, bytesReceived: 0, framesDecoded: 0, framesEncoded: 0, packetsLost: 0 };
+      report.forEach((r) => {
+        if (r.type === 'outbound-rtp') {
+          s.bytesSent += r.bytesSent || 0;
+          s.framesEncoded += r.framesEncoded || 0;
+        } else if (r.type === 'inbound-rtp') {
+          s.bytesReceived += r.bytesReceived || 0;
+          s.framesDecoded += r.framesDecoded || 0;
+          s.packetsLost += r.packetsLost || 0;
+        }
+      });
+      s.connectionState = pc.connectionState;
+      out[key] = s;
+    }
+    return out;
+  }
+}
