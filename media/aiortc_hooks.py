@@ -147,6 +147,20 @@ def dtls_of(sender_or_receiver: RTCRtpSender | RTCRtpReceiver) -> RTCDtlsTranspo
     return sender_or_receiver.transport
 
 
+def vanish_peer_connection(pc: Any) -> None:
+    """Black-hole a (client's) peer connection's UDP sockets: nothing more goes
+    out or comes in, no DTLS close and no RTCP BYE. For tests and demos that
+    play a classroom whose link died."""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        if dtls is None:
+            continue
+        for protocol in dtls.transport._connection._protocols:
+            protocol.datagram_received = lambda data, addr: None
+            if protocol.transport is not None:
+                protocol.transport.sendto = lambda data, addr=None: None
+
+
 # --- publisher side ------------------------------------------------------------------
 class UpTrackSink(Protocol):
     """What a Producer offers the receiver hooks."""

@@ -1,0 +1,258 @@
+"""A synclass participant in Python: aiortc peer connections + the signaling socket.
+
+Used by ``synclass demo`` (a synthetic teacher and classrooms), by the
+end-to-end tests and by benchmarks. It speaks exactly the protocol in
+docs/protocol.md, like the browser pages' protocol.js.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+logger = logging.getLogger("synclass.client")
+
+
+class SignalingError(Exception):
+    """The server answered a request with an ``error`` message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ReceivedTrack:
+    """What one incoming track delivered to this participant."""
+
+    kind: str
+    info: dict[str, Any]
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    first_frame_at: Optional[float] = None
+    last_frame_at: Optional[float] = None
+    sizes: set[tuple[int, int]] = field(default_factory=set)
+    ended: bool = False
+
+    @property
+    def source(self) -> str:
+        return str(self.info.get("source", ""))
+
+
+class LessonClient:
+    def __init__(self, base_url: str, token: str, name: str | None = None, decode: bool = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.name = name
+        self.decode = decode
+        self.welcome: dict[str, Any] = {}
+        self.session: Optional[dict[str, Any]] = None
+        self.events: list[dict[str, Any]] = []
+        self.received: list[ReceivedTrack] = []
+        self.pc_publish: Optional[RTCPeerConnection] = None
+        self.pc_receive: Optional[RTCPeerConnection] = None
+        self.producers: list[dict[str, Any]] = []
+        self._http: Optional[aiohttp.ClientSession] = None
+        self._ws: Optional[aiohttp.ClientWebSocketResponse] = None
+        self._ids = itertools.count(1)
+        self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: Optional[asyncio.Task[None]] = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Event()
+        self._consumers_by_mid: dict[str, dict[str, Any]] = {}
+        self._negotiation = asyncio.Lock()
+
+    # -- connection ------------------------------------------------------------
+    async def connect(self) -> dict[str, Any]:
+        self._http = aiohttp.ClientSession()
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self._ws = await self._http.ws_connect(ws_url, max_msg_size=4 * 1024 * 1024)
+        self._reader = asyncio.ensure_future(self._read())
+        hello: dict[str, Any] = {"token": self.token}
+        if self.name:
+            hello["name"] = self.name
+        self.welcome = await self.request("hello", **hello)
+        self.session = self.welcome.get("session")
+        return self.welcome
+
+    async def request(self, type_: str, timeout: float = 20.0, **fields: Any) -> dict[str, Any]:
+        """Send a message with an id and wait for the reply carrying ``re``."""
+        assert self._ws is not None, "connect() first"
+        rid = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        await self._ws.send_json({"type": type_, "id": rid, **fields})
+        try:
+            reply = await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(rid, None)
+        if reply.get("type") == "error":
+            raise SignalingError(reply.get("code", ""), reply.get("message", ""))
+        return reply
+
+    async def send(self, type_: str, **fields: Any) -> None:
+        assert self._ws is not None
+        await self._ws.send_json({"type": type_, **fields})
+
+    async def wait_for(self, type_: str, timeout: float = 20.0, since: int = 0) -> dict[str, Any]:
+        """Wait for a pushed message of ``type_`` (looking at events from index ``since``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events[since:]:
+                if event.get("type") == type_:
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise asyncio.TimeoutError(f"no {type_!r} message within {timeout} s")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = msg.json()
+                re = data.get("re")
+                if re is not None and re in self._pending and not self._pending[re].done():
+                    self._pending[re].set_result(data)
+                self.events.append(data)
+                self._changed.set()
+                kind = data.get("type")
+                if kind == "session":
+                    self.session = data.get("session")
+                elif kind == "session_ended":
+                    self.session = None
+                elif kind == "offer":
+                    self._spawn(self._on_offer(data))
+        except Exception:
+            logger.exception("x signaling reader failed")
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("signaling socket closed"))
+            self.events.append({"type": "_closed"})
+            self._changed.set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lesson ----------------------------------------------------------------
+    async def start_session(self, **fields: Any) -> dict[str, Any]:
+        reply = await self.request("start_session", **fields)
+        self.session = reply.get("session", self.session)
+        return reply
+
+    async def join(self) -> dict[str, Any]:
+        return await self.request("join")
+
+    async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> list[dict[str, Any]]:
+        """Publish ``(track, source)`` pairs on a new publish connection."""
+        pc = self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        sources = {}
+        for track, source in tracks:
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            sources[id(transceiver)] = source
+        await pc.setLocalDescription(await pc.createOffer())
+        spec = {t.mid: {"source": sources[id(t)]} for t in pc.getTransceivers()}
+        reply = await self.request("publish", sdp=pc.localDescription.sdp, tracks=spec)
+        await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        self.producers = list(reply.get("producers", []))
+        return self.producers
+
+    async def _on_offer(self, message: dict[str, Any]) -> None:
+        async with self._negotiation:
+            if self.pc_receive is None:
+                self.pc_receive = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                self.pc_receive.on("track", self._on_track)
+            for info in message.get("consumers", []):
+                if info.get("mid") is not None:
+                    self._consumers_by_mid[str(info["mid"])] = info
+            pc = self.pc_receive
+            await pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await self.send("answer", sdp=pc.localDescription.sdp)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.pc_receive is not None
+        info: dict[str, Any] = {}
+        for transceiver in self.pc_receive.getTransceivers():
+            if transceiver.receiver.track is track and transceiver.mid is not None:
+                info = self._consumers_by_mid.get(transceiver.mid, {})
+        received = ReceivedTrack(kind=track.kind, info=info)
+        self.received.append(received)
+        if self.decode:
+            self._spawn(self._read_track(track, received))
+
+    async def _read_track(self, track: MediaStreamTrack, received: ReceivedTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                received.ended = True
+                return
+            now = time.monotonic()
+            received.frames += 1
+            received.last_frame_at = now
+            if received.first_frame_at is None:
+                received.first_frame_at = now
+            if track.kind == "video":
+                received.width, received.height = frame.width, frame.height
+                received.sizes.add((frame.width, frame.height))
+
+    def tracks(self, kind: str | None = None, source: str | None = None) -> list[ReceivedTrack]:
+        return [
+            r for r in self.received if (kind is None or r.kind == kind) and (source is None or r.source == source)
+        ]
+
+    async def leave(self) -> None:
+        await self.request("leave")
+        await self._close_pcs()
+
+    async def _close_pcs(self) -> None:
+        for pc in (self.pc_publish, self.pc_receive):
+            if pc is not None:
+                await pc.close()
+        self.pc_publish = self.pc_receive = None
+
+    async def close(self) -> None:
+        """Say goodbye: close both connections and the socket."""
+        await self._close_pcs()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._http is not None:
+            await self._http.close()
+
+    async def vanish(self) -> None:
+        """Disappear without a goodbye, like a classroom whose link died:
+        the UDP sockets stop (no DTLS close, no RTCP BYE) and the signaling
+        socket is dropped without a close frame."""
+        from media.aiortc_hooks import vanish_peer_connection
+
+        for pc in (self.pc_publish, self.pc_receive):
+            if pc is not None:
+                vanish_peer_connection(pc)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._http is not None:
+            await self._http.close()  # drops the TCP connection: no close frame

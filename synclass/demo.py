@@ -1,0 +1,133 @@
+"""``synclass demo``: a whole lesson on this machine in one command.
+
+Starts a server (its own process), creates a city school with a lecture room
+and N paired rural classrooms, then a synthetic teacher (moving test pattern
+with a running clock, and a tone) and N synthetic classrooms that decode what
+they receive. Prints the page URLs so a person can join from a browser. With
+``--check`` it exits 0 only if every classroom decoded video at the published
+size and audio, and the server created no decoder or encoder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from media.aiortc_hooks import set_ice_host_addresses
+
+from .client import LessonClient
+from .serverproc import AdminApi, ServerProcess
+from .synthetic import TestPatternTrack, ToneTrack
+
+WIDTH, HEIGHT = 640, 480
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classrooms", type=int, default=3, help="synthetic classrooms (default 3)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the lesson runs (default 20)")
+    parser.add_argument("--check", action="store_true", help="exit 0 only if every classroom got video and audio")
+    parser.add_argument("--data-dir", type=Path, default=None, help="server data directory (default: a temp dir)")
+    parser.add_argument("--port", type=int, default=None, help="server port (default: a free one)")
+    parser.add_argument("--ice-address", action="append", default=None,
+                        help="address the server gathers ICE candidates on (default 127.0.0.1)")
+
+
+def main(args: argparse.Namespace) -> int:
+    return asyncio.run(run(args))
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.classrooms < 1:
+        say("--classrooms must be at least 1")
+        return 2
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="synclass-demo-"))
+    addresses = tuple(args.ice_address or ["127.0.0.1"])
+    set_ice_host_addresses(["127.0.0.1"])  # our synthetic clients run on loopback
+    server = ServerProcess(data_dir, port=args.port, ice_host_addresses=addresses)
+    server.start()
+    clients: list[LessonClient] = []
+    try:
+        await server.wait_ready()
+        api = AdminApi(server.url, server.admin_key)
+        setup = await api.lesson_setup(args.classrooms)
+        teacher_token = await api.token(setup["lecture"]["id"], "teacher", "Teacher Li")
+        say(f"server      {server.url}  (data in {data_dir}, log {server.log_path})")
+        say(f"admin page  {server.url}/web/admin.html?key={server.admin_key}")
+        say(f"teacher     {server.url}{teacher_token['url']}")
+        class_tokens = []
+        for i, room in enumerate(setup["classrooms"]):
+            token = await api.token(room["id"], "classroom", room["name"])
+            class_tokens.append(token)
+        extra = await api.token(setup["classrooms"][0]["id"], "classroom", "browser")
+        say(f"classroom   {server.url}{extra['url']}   <- open in a browser to watch too")
+
+        teacher = LessonClient(server.url, teacher_token["token"], "Teacher Li", decode=False)
+        clients.append(teacher)
+        await teacher.connect()
+        await teacher.start_session(title="Demo lesson", subject="Mathematics")
+        await teacher.join()
+        await teacher.publish([(TestPatternTrack(WIDTH, HEIGHT, 30, "synclass demo"), "camera"), (ToneTrack(), "mic")])
+        say(f"teacher live, publishing {WIDTH}x{HEIGHT} VP8 + Opus")
+
+        for token, room in zip(class_tokens, setup["classrooms"]):
+            classroom = LessonClient(server.url, token["token"], room["name"])
+            clients.append(classroom)
+            await classroom.connect()
+            await classroom.join()
+        say(f"{args.classrooms} classroom(s) joined; lesson runs for {args.seconds:.0f} s")
+        started = time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            await asyncio.sleep(min(5.0, args.seconds))
+            line = "  ".join(
+                f"{c.name}: {sum(t.frames for t in c.tracks('video'))}v/{sum(t.frames for t in c.tracks('audio'))}a"
+                for c in clients[1:]
+            )
+            say(f"t={time.monotonic() - started:4.0f}s  {line}")
+
+        stats = await api.stats()
+        counters = stats.get("media", stats).get("counters", stats.get("media", stats))
+        results = []
+        ok = True
+        for c in clients[1:]:
+            video = c.tracks("video")
+            audio = c.tracks("audio")
+            vframes = sum(t.frames for t in video)
+            aframes = sum(t.frames for t in audio)
+            sizes = sorted({s for t in video for s in t.sizes})
+            good = vframes > 0 and aframes > 0 and (WIDTH, HEIGHT) in sizes
+            ok = ok and good
+            results.append({"classroom": c.name, "video_frames": vframes, "audio_frames": aframes,
+                            "sizes": [f"{w}x{h}" for w, h in sizes], "ok": good})
+        decoders = int(counters.get("decoders_created", -1))
+        encoders = int(counters.get("encoders_created", -1))
+        ok = ok and decoders == 0 and encoders == 0
+        summary = {
+            "ok": ok,
+            "classrooms": len(results),
+            "seconds": args.seconds,
+            "server_decoders_created": decoders,
+            "server_encoders_created": encoders,
+            "rtp_packets_in": counters.get("rtp_packets_in"),
+            "rtp_packets_out": counters.get("rtp_packets_out"),
+            "results": results,
+        }
+        print(json.dumps(summary), flush=True)
+        if args.check:
+            return 0 if ok else 1
+        return 0
+    finally:
+        for c in reversed(clients):
+            try:
+                await c.close()
+            except Exception:
+                pass
+        server.stop()
