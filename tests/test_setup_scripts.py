@@ -346,13 +346,41 @@ def test_ci_treats_no_tests_as_failure(ci_sandbox) -> None:
 # --- config/synclass.toml ----------------------------------------------------------
 
 
+def _config_examples() -> dict[str, str]:
+    """The commented-out examples ``# key = value`` (possibly spanning lines
+    until its brackets close), as TOML text per documented key."""
+    examples: dict[str, str] = {}
+    lines = CONFIG.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        m = re.match(r"^# ?([a-z_]+) = ", lines[i])
+        if m and m[1] in DEFAULTS:
+            body = [lines[i].removeprefix("#").removeprefix(" ")]
+            depth = body[0].count("[") - body[0].count("]")
+            while depth > 0:
+                i += 1
+                assert lines[i].startswith("#"), f"unterminated example for {m[1]}"
+                part = lines[i].removeprefix("#").removeprefix(" ")
+                depth += part.count("[") - part.count("]")
+                body.append(part)
+            examples[m[1]] = "\n".join(body)
+        i += 1
+    return examples
+
+
 def test_config_keys_and_defaults_are_the_documented_set() -> None:
     with open(CONFIG, "rb") as f:
-        conf = tomllib.load(f)
-    assert set(conf) == set(DEFAULTS), (
-        f"extra: {set(conf) - set(DEFAULTS)}, missing: {set(DEFAULTS) - set(conf)}"
+        active = tomllib.load(f)
+    # Settings that are unset by default appear commented out (the loader
+    # refuses an empty string), the others with their default value.
+    documented = set(active) | set(_config_examples())
+    assert documented == set(DEFAULTS), (
+        f"extra: {documented - set(DEFAULTS)}, missing: {set(DEFAULTS) - documented}"
     )
-    assert conf == DEFAULTS
+    for key, value in active.items():
+        assert value == DEFAULTS[key], f"{key} = {value!r} but the default is {DEFAULTS[key]!r}"
+    unset = {k for k, v in DEFAULTS.items() if v == ""}
+    assert unset.isdisjoint(active), "empty-string settings must be commented out"
 
 
 def test_config_explains_every_setting_and_the_env_vars() -> None:
@@ -362,9 +390,28 @@ def test_config_explains_every_setting_and_the_env_vars() -> None:
         m = re.match(r"^([a-z_]+)\s*=", line)
         if not m:
             continue
-        # Each setting is preceded by a comment (possibly shared with the
-        # setting just above, as for tls_cert/tls_key).
-        j = i - 1
-        while j >= 0 and re.match(r"^[a-z_]+\s*=", lines[j]):
-            j -= 1
-        assert j >= 0 and lines[j].startswith("#"), f"{m[1]} has no comment explaining it"
+        # Each active setting is preceded by comment lines (its explanation,
+        # possibly followed by a commented example).
+        assert i > 0 and lines[i - 1].startswith("#"), f"{m[1]} has no comment explaining it"
+
+
+def test_default_config_loads_as_the_builtin_defaults() -> None:
+    settings = pytest.importorskip("server.settings")
+    loaded = settings.load_settings(CONFIG, env={})
+    assert loaded == settings.Settings()
+
+
+def test_config_examples_are_valid_settings(tmp_path: Path) -> None:
+    settings = pytest.importorskip("server.settings")
+    with open(CONFIG, "rb") as f:
+        active = tomllib.load(f)
+    examples = _config_examples()
+    text = "\n".join(examples.values())
+    merged = tomllib.loads(text)
+    assert set(merged) == set(examples)
+    combined = tmp_path / "all.toml"
+    combined.write_text(text + "\n")
+    loaded = settings.load_settings(combined, env={})
+    for key in examples:
+        assert getattr(loaded, key) not in (None, (), ""), key
+    assert set(active) | set(merged) == set(DEFAULTS)
