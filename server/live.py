@@ -1,0 +1,402 @@
+"""Live state: open sockets per room, live sessions and their participants.
+
+Kept in memory on this node (the records are in the store). One
+``LiveSession`` per live class session that somebody joined; its media
+Router is created on the first ``join`` and closed when the session ends.
+
+Everything here runs on the event loop; methods that await re-check the
+state they depend on afterwards (a session may end, a participant may leave
+while the media plane works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from .downlink import Downlink
+from .messages import RequestId, SignalError
+from .models import ClassSession
+from .peer import Peer
+from .policy import may_publish, sees_participant, subscription
+from .seam import MediaPlane, Producer, Router, Transport
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ADMINS = "*"  # socket registry key of admin sockets: they hear about every session
+
+
+class LiveSession:
+    def __init__(self, session: ClassSession) -> None:
+        self.session = session
+        self.peers: dict[str, Peer] = {}  # participant id -> joined peer
+        self.producers: dict[str, tuple[Peer, Producer]] = {}  # producer id -> (owner, producer)
+        self.router: Router | None = None
+        self.ended = False
+        self._router_lock = asyncio.Lock()
+
+    async def get_router(self, media: MediaPlane) -> Router:
+        async with self._router_lock:
+            if self.router is None:
+                self.router = await media.create_router({"session_id": self.session.id})
+                log.info("- router %s for session %s", self.router.id, self.session.id)
+            return self.router
+
+
+def producer_info(owner: Peer, producer: Producer) -> dict[str, Any]:
+    """The ProducerInfo shape of docs/protocol.md."""
+    return {
+        "id": producer.id,
+        "participant_id": owner.id,
+        "kind": producer.kind,
+        "source": producer.app_data.get("source"),
+        "layer": producer.app_data.get("layer", 0),
+    }
+
+
+class Live:
+    def __init__(self, store: Store, media: MediaPlane | None) -> None:
+        self.store = store
+        self.media = media
+        self.sockets: dict[str, set[Peer]] = {}  # room id (or "*") -> open, welcomed sockets
+        self.sessions: dict[str, LiveSession] = {}  # session id -> joined live session
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- sockets -------------------------------------------------------------
+
+    def register(self, peer: Peer) -> None:
+        self.sockets.setdefault(peer.room_key, set()).add(peer)
+
+    def unregister(self, peer: Peer) -> None:
+        peers = self.sockets.get(peer.room_key)
+        if peers is not None:
+            peers.discard(peer)
+            if not peers:
+                del self.sockets[peer.room_key]
+
+    def _sockets_in(self, room_ids: Iterable[str]) -> list[Peer]:
+        found: list[Peer] = []
+        for room_id in (*room_ids, ADMINS):
+            found.extend(self.sockets.get(room_id, ()))
+        return found
+
+    async def audience_rooms(self, lecture_room_id: str) -> list[str]:
+        """The lecture room and every classroom paired with it."""
+        pairings = await self.store.list_pairings(lecture_room_id=lecture_room_id)
+        return [lecture_room_id, *(p.classroom_room_id for p in pairings)]
+
+    async def session_of(self, peer: Peer) -> ClassSession | None:
+        """The live session this peer belongs to: its lecture room's, or for a
+        classroom the one of the lecture room it is paired with."""
+        if peer.room is None:
+            return None
+        lecture_room_id = peer.room.id
+        if peer.room.kind == "classroom":
+            pairings = await self.store.list_pairings(classroom_room_id=peer.room.id)
+            if not pairings:
+                return None
+            lecture_room_id = pairings[0].lecture_room_id
+        return await self.store.live_session_of(lecture_room_id)
+
+    # --- session lifecycle ------------------------------------------------
+
+    async def session_started(
+        self, session: ClassSession, origin: Peer | None = None, re: RequestId | None = None
+    ) -> None:
+        """Push ``session`` to every socket waiting for this lecture room."""
+        for peer in self._sockets_in(await self.audience_rooms(session.lecture_room_id)):
+            peer.send(
+                {"type": "session", "session": session.to_json(), "re": re if peer is origin else None}
+            )
+
+    async def session_ended(
+        self, session: ClassSession, origin: Peer | None = None, re: RequestId | None = None
+    ) -> None:
+        """Close the session's media and push ``session_ended`` to everyone concerned."""
+        audience = set(self._sockets_in(await self.audience_rooms(session.lecture_room_id)))
+        live = self.sessions.pop(session.id, None)
+        if live is not None:
+            audience.update(live.peers.values())
+            await self._close_live_session(live)
+        for peer in audience:
+            peer.send(
+                {"type": "session_ended", "session_id": session.id, "re": re if peer is origin else None}
+            )
+
+    async def _close_live_session(self, live: LiveSession) -> None:
+        live.ended = True
+        live.producers.clear()
+        for peer in list(live.peers.values()):
+            await self._detach(peer)
+        live.peers.clear()
+        if live.router is not None:
+            await live.router.close()
+
+    async def close(self) -> None:
+        """Shutdown: close every router (the records keep sessions live, so
+        clients rejoin a fresh router after a restart)."""
+        for live in list(self.sessions.values()):
+            await self._close_live_session(live)
+        self.sessions.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # --- joining and leaving ---------------------------------------------
+
+    def _require_media(self, re: RequestId | None) -> MediaPlane:
+        if self.media is None:
+            raise SignalError("internal", "media plane not available", re)
+        return self.media
+
+    async def join(self, peer: Peer, session_id: str | None, re: RequestId | None) -> None:
+        media = self._require_media(re)
+        if peer.live is not None:
+            raise SignalError("conflict", f"already joined session {peer.live.session.id}", re)
+        session = await self._session_to_join(peer, session_id, re)
+        live = self.sessions.get(session.id)
+        if live is None:
+            live = self.sessions[session.id] = LiveSession(session)
+        router = await live.get_router(media)
+        transport = await router.create_transport({"participant_id": peer.id, "direction": "down"})
+        if live.ended or peer.live is not None or peer.ws.closed:
+            await transport.close()
+            raise SignalError("no_session", f"session {session.id} ended while joining", re)
+        peer.live = live
+        peer.downlink = Downlink(transport, router, peer.id, peer.send)
+        self._watch(peer, transport)
+        others = list(live.peers.values())
+        live.peers[peer.id] = peer
+        log.info("- %r joined session %s", peer, session.id)
+        peer.send(
+            {
+                "type": "joined",
+                "session_id": session.id,
+                "participants": [p.info() for p in others if sees_participant(peer.role, p.role)],
+                "producers": [producer_info(o, p) for o, p in live.producers.values()],
+                "re": re,
+            }
+        )
+        for other in others:
+            if sees_participant(other.role, peer.role):
+                other.send({"type": "participant_joined", "participant": peer.info()})
+        auto = [
+            producer_id
+            for producer_id, (owner, _) in live.producers.items()
+            if subscription(peer.role, owner.role) == "auto"
+        ]
+        if auto:
+            peer.downlink.want(auto)
+
+    async def _session_to_join(
+        self, peer: Peer, session_id: str | None, re: RequestId | None
+    ) -> ClassSession:
+        if peer.room is None:  # admin: any live session, named
+            if session_id is None:
+                raise SignalError("bad_message", "field 'session_id' is required for admins", re)
+            session = await self.store.get_session(session_id)
+            if session.status != "live":
+                raise SignalError("no_session", f"session {session_id} is not live", re)
+            return session
+        session = await self.session_of(peer)
+        if session is None:
+            raise SignalError("no_session", f"nothing is live for room {peer.room.id}", re)
+        if session_id is not None and session_id != session.id:
+            raise SignalError(
+                "forbidden", f"session {session_id} is not the live session of this room", re
+            )
+        return session
+
+    async def leave(self, peer: Peer, reason: str | None = None) -> bool:
+        """Take ``peer`` out of its session; False if it was not in one."""
+        live = peer.live
+        if live is None:
+            return False
+        for producer_id, (owner, _) in list(live.producers.items()):
+            if owner is peer:
+                self._producer_gone(live, producer_id)
+        live.peers.pop(peer.id, None)
+        await self._detach(peer)
+        for other in live.peers.values():
+            if sees_participant(other.role, peer.role):
+                other.send({"type": "participant_left", "participant_id": peer.id, "reason": reason})
+        log.info("- %r left session %s (%s)", peer, live.session.id, reason or "leave")
+        return True
+
+    async def _detach(self, peer: Peer) -> None:
+        """Close the peer's transports; forget them first so their ``on_close``
+        is not taken for a vanished peer."""
+        up, downlink = peer.up, peer.downlink
+        peer.live, peer.up, peer.downlink = None, None, None
+        if downlink is not None:
+            await downlink.close()
+        if up is not None:
+            await up.close()
+
+    def _watch(self, peer: Peer, transport: Transport) -> None:
+        """A transport that closes while still the peer's is a vanished peer."""
+
+        def closed() -> None:
+            still_ours = peer.up is transport or (
+                peer.downlink is not None and peer.downlink.transport is transport
+            )
+            if still_ours:
+                log.info("x %r lost its media connection", peer)
+                self._spawn(self._lost(peer))
+
+        transport.on_close(closed)
+
+    async def _lost(self, peer: Peer) -> None:
+        if await self.leave(peer, reason="media connection lost"):
+            peer.send({"type": "left", "reason": "media connection lost", "re": None})
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("x background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    # --- publishing --------------------------------------------------------
+
+    def _joined(self, peer: Peer, re: RequestId | None) -> LiveSession:
+        if peer.live is None:
+            raise SignalError("not_joined", "join the live session first", re)
+        return peer.live
+
+    async def publish(
+        self, peer: Peer, sdp: str, tracks: dict[str, dict[str, Any]], re: RequestId | None
+    ) -> None:
+        self._require_media(re)
+        live = self._joined(peer, re)
+        if not may_publish(peer.role):
+            raise SignalError("forbidden", f"role {peer.role} may not publish", re)
+        assert live.router is not None  # created by join
+        if peer.up is None:
+            transport = await live.router.create_transport(
+                {"participant_id": peer.id, "direction": "up"}
+            )
+            if peer.live is not live:
+                await transport.close()
+                raise SignalError("no_session", "the session ended while publishing", re)
+            peer.up = transport
+            self._watch(peer, transport)
+        up = peer.up
+        app_data = {
+            mid: {"participant_id": peer.id, "source": t["source"], "layer": t.get("layer", 0)}
+            for mid, t in tracks.items()
+        }
+        try:
+            answer, producers = await up.publish(sdp, app_data)
+        except ValueError as e:
+            raise SignalError("bad_sdp", str(e), re) from None
+        if peer.live is not live or peer.up is not up:
+            for producer in producers:
+                await producer.close()
+            raise SignalError("no_session", "left the session while publishing", re)
+        for producer in producers:
+            live.producers[producer.id] = (peer, producer)
+            producer.on_close(lambda pid=producer.id: self._producer_gone(live, pid))
+        peer.send(
+            {
+                "type": "published",
+                "sdp": answer,
+                "producers": [producer_info(peer, p) for p in producers],
+                "re": re,
+            }
+        )
+        for producer in producers:
+            log.info("- %r published %s %s", peer, producer.kind, producer.id)
+            for other in live.peers.values():
+                if other is peer:
+                    continue
+                other.send({"type": "producer_added", "producer": producer_info(peer, producer)})
+                if other.downlink is not None and subscription(other.role, peer.role) == "auto":
+                    other.downlink.want([producer.id])
+
+    async def unpublish(self, peer: Peer, producer_id: str, re: RequestId | None) -> None:
+        live = self._joined(peer, re)
+        entry = live.producers.get(producer_id)
+        if entry is None or entry[0] is not peer:
+            raise SignalError("not_found", f"producer {producer_id} not found", re)
+        self._producer_gone(live, producer_id)
+        await entry[1].close()
+        peer.send({"type": "unpublished", "producer_id": producer_id, "re": re})
+
+    def _producer_gone(self, live: LiveSession, producer_id: str) -> None:
+        """Forget a producer, tell the others and drop their consumers of it.
+        Safe to call twice (unpublish, then the producer's on_close)."""
+        entry = live.producers.pop(producer_id, None)
+        if entry is None or live.ended:
+            return
+        owner = entry[0]
+        for other in live.peers.values():
+            if other is owner:
+                continue
+            if other.downlink is not None and producer_id in other.downlink.wanted:
+                other.downlink.unwant([producer_id])
+            other.send(
+                {"type": "producer_removed", "producer_id": producer_id, "participant_id": owner.id}
+            )
+
+    # --- receiving -----------------------------------------------------------
+
+    def subscribe(self, peer: Peer, producer_ids: list[str], re: RequestId | None) -> None:
+        live = self._joined(peer, re)
+        for producer_id in producer_ids:
+            entry = live.producers.get(producer_id)
+            if entry is None:
+                raise SignalError("not_found", f"producer {producer_id} not found", re)
+            owner = entry[0]
+            if owner is peer:
+                raise SignalError(
+                    "forbidden", f"producer {producer_id} is yours; you cannot receive it", re
+                )
+            if subscription(peer.role, owner.role) == "forbidden":
+                raise SignalError(
+                    "forbidden", f"role {peer.role} may not receive role {owner.role}", re
+                )
+        assert peer.downlink is not None
+        peer.downlink.want(producer_ids)
+        peer.send({"type": "subscribed", "producer_ids": producer_ids, "re": re})
+
+    def unsubscribe(self, peer: Peer, producer_ids: list[str], re: RequestId | None) -> None:
+        self._joined(peer, re)
+        assert peer.downlink is not None
+        peer.downlink.unwant(producer_ids)
+        peer.send({"type": "unsubscribed", "producer_ids": producer_ids, "re": re})
+
+    async def answer(self, peer: Peer, sdp: str, re: RequestId | None) -> None:
+        self._joined(peer, re)
+        assert peer.downlink is not None
+        try:
+            await peer.downlink.answer(sdp)
+        except SignalError as e:
+            e.re = re
+            raise
+
+    # --- stats -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        sessions = [
+            {
+                "session_id": live.session.id,
+                "lecture_room_id": live.session.lecture_room_id,
+                "title": live.session.title,
+                "participants": [p.info() for p in live.peers.values()],
+                "producers": len(live.producers),
+                "router": live.router.stats() if live.router is not None else None,
+            }
+            for live in self.sessions.values()
+        ]
+        return {
+            "sockets": sum(len(peers) for peers in self.sockets.values()),
+            "participants": sum(len(s["participants"]) for s in sessions),
+            "sessions": sessions,
+        }

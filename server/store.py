@@ -1,0 +1,505 @@
+"""Where the school's records live: the ``Store`` interface and its SQLite
+implementation.
+
+``SqliteStore`` keeps everything in one file, ``data_dir/synclass.db`` (WAL
+mode). sqlite3 blocks, so every call runs on one dedicated thread that owns
+the connection: calls are serialized, which also makes each check-then-write
+method atomic with respect to the others.
+
+The schema is versioned (``schema_version``); ``MIGRATIONS[n]`` brings a
+database from version n to n+1 and runs once, in a transaction, on open. New
+records (attendance, the recordings index) are new migrations appended there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from .errors import Conflict, Invalid, NotFound
+from .ids import new_id
+from .models import (
+    ROOM_KIND_NOUNS,
+    ClassSession,
+    Pairing,
+    Room,
+    RoomKind,
+    School,
+    SessionStatus,
+    iso_utc,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DB_FILE_NAME = "synclass.db"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: schools, rooms, pairings, class sessions.
+    """
+    CREATE TABLE schools (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        region TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        school_id TEXT NOT NULL REFERENCES schools(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('lecture', 'classroom'))
+    );
+    CREATE INDEX rooms_by_school ON rooms(school_id);
+    CREATE TABLE pairings (
+        id TEXT PRIMARY KEY,
+        lecture_room_id TEXT NOT NULL REFERENCES rooms(id),
+        classroom_room_id TEXT NOT NULL UNIQUE REFERENCES rooms(id)
+    );
+    CREATE INDEX pairings_by_lecture_room ON pairings(lecture_room_id);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        lecture_room_id TEXT NOT NULL REFERENCES rooms(id),
+        title TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        teacher_name TEXT NOT NULL,
+        scheduled_at TEXT,
+        started_at TEXT,
+        ended_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('scheduled', 'live', 'ended'))
+    );
+    CREATE INDEX sessions_by_room ON sessions(lecture_room_id, status);
+    -- at most one live session per lecture room
+    CREATE UNIQUE INDEX sessions_one_live ON sessions(lecture_room_id) WHERE status = 'live';
+    """,
+)
+
+
+class Store(Protocol):
+    """The records. Every method raises ``NotFound``/``Conflict``/``Invalid``
+    with a message fit for the client."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create_school(self, name: str, region: str) -> School: ...
+
+    async def get_school(self, school_id: str) -> School: ...
+
+    async def list_schools(self) -> list[School]: ...
+
+    async def update_school(
+        self, school_id: str, *, name: str | None = None, region: str | None = None
+    ) -> School: ...
+
+    async def delete_school(self, school_id: str) -> None: ...
+
+    async def create_room(self, school_id: str, name: str, kind: RoomKind) -> Room: ...
+
+    async def get_room(self, room_id: str) -> Room: ...
+
+    async def list_rooms(
+        self, *, school_id: str | None = None, kind: RoomKind | None = None
+    ) -> list[Room]: ...
+
+    async def update_room(self, room_id: str, *, name: str | None = None) -> Room: ...
+
+    async def delete_room(self, room_id: str) -> None: ...
+
+    async def create_pairing(self, lecture_room_id: str, classroom_room_id: str) -> Pairing: ...
+
+    async def get_pairing(self, pairing_id: str) -> Pairing: ...
+
+    async def list_pairings(
+        self, *, lecture_room_id: str | None = None, classroom_room_id: str | None = None
+    ) -> list[Pairing]: ...
+
+    async def delete_pairing(self, pairing_id: str) -> None: ...
+
+    async def create_session(
+        self,
+        lecture_room_id: str,
+        title: str,
+        subject: str,
+        teacher_name: str,
+        scheduled_at: str | None,
+    ) -> ClassSession: ...
+
+    async def get_session(self, session_id: str) -> ClassSession: ...
+
+    async def list_sessions(
+        self, *, status: SessionStatus | None = None, lecture_room_id: str | None = None
+    ) -> list[ClassSession]: ...
+
+    async def live_session_of(self, lecture_room_id: str) -> ClassSession | None: ...
+
+    async def start_session(self, session_id: str, now: datetime) -> ClassSession: ...
+
+    async def end_session(self, session_id: str, now: datetime) -> ClassSession: ...
+
+
+class SqliteStore:
+    """``Store`` on one SQLite file; see the module docstring."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / DB_FILE_NAME
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        await self._call(self._open)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        await self._call(self._close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)  # explicit transactions
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA busy_timeout = 5000")
+        self._db = db
+        self._migrate(db)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema version {version} is newer than this synclass "
+                f"({len(MIGRATIONS)}); upgrade synclass"
+            )
+        for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            log.info("- migrating %s to schema version %d", db, target)
+            db.execute("BEGIN")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _tx(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(db, *args)`` in one transaction on the store thread."""
+        return await self._call(self._in_transaction, fn, *args)
+
+    def _in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        db = self._db
+        if db is None:
+            raise RuntimeError("store is not open")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db, *args)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # --- schools ------------------------------------------------------------
+
+    async def create_school(self, name: str, region: str) -> School:
+        school = School(id=new_id(), name=name, region=region)
+        await self._tx(_insert, "schools", school.to_json())
+        return school
+
+    async def get_school(self, school_id: str) -> School:
+        return await self._tx(_get_school, school_id)
+
+    async def list_schools(self) -> list[School]:
+        rows = await self._tx(_select, "SELECT * FROM schools ORDER BY rowid", ())
+        return [School(**row) for row in rows]
+
+    async def update_school(
+        self, school_id: str, *, name: str | None = None, region: str | None = None
+    ) -> School:
+        def update(db: sqlite3.Connection) -> School:
+            _get_school(db, school_id)
+            _update(db, "schools", school_id, {"name": name, "region": region})
+            return _get_school(db, school_id)
+
+        return await self._tx(update)
+
+    async def delete_school(self, school_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            _get_school(db, school_id)
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM rooms WHERE school_id = ?", (school_id,)
+            ).fetchone()
+            if count:
+                raise Conflict(
+                    f"school {school_id} still has {_plural(count, 'room')}; delete them first"
+                )
+            db.execute("DELETE FROM schools WHERE id = ?", (school_id,))
+
+        await self._tx(delete)
+
+    # --- rooms --------------------------------------------------------------
+
+    async def create_room(self, school_id: str, name: str, kind: RoomKind) -> Room:
+        room = Room(id=new_id(), school_id=school_id, name=name, kind=kind)
+
+        def create(db: sqlite3.Connection) -> None:
+            _get_school(db, school_id)
+            _insert(db, "rooms", room.to_json())
+
+        await self._tx(create)
+        return room
+
+    async def get_room(self, room_id: str) -> Room:
+        return await self._tx(_get_room, room_id)
+
+    async def list_rooms(
+        self, *, school_id: str | None = None, kind: RoomKind | None = None
+    ) -> list[Room]:
+        sql, params = _where("SELECT * FROM rooms", {"school_id": school_id, "kind": kind})
+        rows = await self._tx(_select, sql + " ORDER BY rowid", params)
+        return [Room(**row) for row in rows]
+
+    async def update_room(self, room_id: str, *, name: str | None = None) -> Room:
+        def update(db: sqlite3.Connection) -> Room:
+            _get_room(db, room_id)
+            _update(db, "rooms", room_id, {"name": name})
+            return _get_room(db, room_id)
+
+        return await self._tx(update)
+
+    async def delete_room(self, room_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            _get_room(db, room_id)
+            row = db.execute(
+                "SELECT id FROM pairings WHERE lecture_room_id = ? OR classroom_room_id = ?"
+                " ORDER BY rowid LIMIT 1",
+                (room_id, room_id),
+            ).fetchone()
+            if row is not None:
+                raise Conflict(f"room {room_id} is in pairing {row[0]}; delete the pairing first")
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM sessions WHERE lecture_room_id = ?", (room_id,)
+            ).fetchone()
+            if count:
+                raise Conflict(
+                    f"room {room_id} has {_plural(count, 'class session')}, "
+                    "which are kept as the school's records"
+                )
+            db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))
+
+        await self._tx(delete)
+
+    # --- pairings -----------------------------------------------------------
+
+    async def create_pairing(self, lecture_room_id: str, classroom_room_id: str) -> Pairing:
+        pairing = Pairing(
+            id=new_id(), lecture_room_id=lecture_room_id, classroom_room_id=classroom_room_id
+        )
+
+        def create(db: sqlite3.Connection) -> None:
+            _require_kind(_get_room(db, lecture_room_id), "lecture", "lecture_room_id")
+            _require_kind(_get_room(db, classroom_room_id), "classroom", "classroom_room_id")
+            row = db.execute(
+                "SELECT id, lecture_room_id FROM pairings WHERE classroom_room_id = ?",
+                (classroom_room_id,),
+            ).fetchone()
+            if row is not None:
+                raise Conflict(
+                    f"classroom {classroom_room_id} is already paired with lecture room "
+                    f"{row['lecture_room_id']} (pairing {row['id']})"
+                )
+            _insert(db, "pairings", pairing.to_json())
+
+        await self._tx(create)
+        return pairing
+
+    async def get_pairing(self, pairing_id: str) -> Pairing:
+        def get(db: sqlite3.Connection) -> Pairing:
+            return Pairing(**_get_row(db, "pairings", pairing_id, "pairing"))
+
+        return await self._tx(get)
+
+    async def list_pairings(
+        self, *, lecture_room_id: str | None = None, classroom_room_id: str | None = None
+    ) -> list[Pairing]:
+        sql, params = _where(
+            "SELECT * FROM pairings",
+            {"lecture_room_id": lecture_room_id, "classroom_room_id": classroom_room_id},
+        )
+        rows = await self._tx(_select, sql + " ORDER BY rowid", params)
+        return [Pairing(**row) for row in rows]
+
+    async def delete_pairing(self, pairing_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            _get_row(db, "pairings", pairing_id, "pairing")
+            db.execute("DELETE FROM pairings WHERE id = ?", (pairing_id,))
+
+        await self._tx(delete)
+
+    # --- class sessions -----------------------------------------------------
+
+    async def create_session(
+        self,
+        lecture_room_id: str,
+        title: str,
+        subject: str,
+        teacher_name: str,
+        scheduled_at: str | None,
+    ) -> ClassSession:
+        session = ClassSession(
+            id=new_id(),
+            lecture_room_id=lecture_room_id,
+            title=title,
+            subject=subject,
+            teacher_name=teacher_name,
+            scheduled_at=scheduled_at,
+            started_at=None,
+            ended_at=None,
+            status="scheduled",
+        )
+
+        def create(db: sqlite3.Connection) -> None:
+            _require_kind(_get_room(db, lecture_room_id), "lecture", "lecture_room_id")
+            _insert(db, "sessions", session.to_json())
+
+        await self._tx(create)
+        return session
+
+    async def get_session(self, session_id: str) -> ClassSession:
+        return await self._tx(_get_session, session_id)
+
+    async def list_sessions(
+        self, *, status: SessionStatus | None = None, lecture_room_id: str | None = None
+    ) -> list[ClassSession]:
+        sql, params = _where(
+            "SELECT * FROM sessions", {"status": status, "lecture_room_id": lecture_room_id}
+        )
+        rows = await self._tx(_select, sql + " ORDER BY rowid", params)
+        return [ClassSession(**row) for row in rows]
+
+    async def live_session_of(self, lecture_room_id: str) -> ClassSession | None:
+        rows = await self._tx(
+            _select,
+            "SELECT * FROM sessions WHERE lecture_room_id = ? AND status = 'live'",
+            (lecture_room_id,),
+        )
+        return ClassSession(**rows[0]) if rows else None
+
+    async def start_session(self, session_id: str, now: datetime) -> ClassSession:
+        def start(db: sqlite3.Connection) -> ClassSession:
+            session = _get_session(db, session_id)
+            if session.status == "live":
+                raise Conflict(f"session {session_id} is already live")
+            if session.status == "ended":
+                raise Conflict(f"session {session_id} has ended")
+            row = db.execute(
+                "SELECT id FROM sessions WHERE lecture_room_id = ? AND status = 'live'",
+                (session.lecture_room_id,),
+            ).fetchone()
+            if row is not None:
+                raise Conflict(
+                    f"lecture room {session.lecture_room_id} already has a live session {row[0]}"
+                )
+            _update(db, "sessions", session_id, {"status": "live", "started_at": iso_utc(now)})
+            return _get_session(db, session_id)
+
+        return await self._tx(start)
+
+    async def end_session(self, session_id: str, now: datetime) -> ClassSession:
+        def end(db: sqlite3.Connection) -> ClassSession:
+            session = _get_session(db, session_id)
+            if session.status != "live":
+                raise Conflict(f"session {session_id} is not live (it is {session.status})")
+            _update(db, "sessions", session_id, {"status": "ended", "ended_at": iso_utc(now)})
+            return _get_session(db, session_id)
+
+        return await self._tx(end)
+
+
+# --- helpers run on the store thread ----------------------------------------
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _insert(db: sqlite3.Connection, table: str, values: dict[str, Any]) -> None:
+    columns = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
+
+
+def _update(db: sqlite3.Connection, table: str, row_id: str, values: dict[str, Any]) -> None:
+    """Set the columns whose value is not None."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    db.execute(
+        f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id)
+    )
+
+
+def _select(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    return [dict(row) for row in db.execute(sql, params)]
+
+
+def _where(sql: str, filters: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    used = {k: v for k, v in filters.items() if v is not None}
+    if not used:
+        return sql, ()
+    return sql + " WHERE " + " AND ".join(f"{k} = ?" for k in used), tuple(used.values())
+
+
+def _get_row(db: sqlite3.Connection, table: str, row_id: str, noun: str) -> dict[str, Any]:
+    row = db.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"{noun} {row_id} not found")
+    return dict(row)
+
+
+def _get_school(db: sqlite3.Connection, school_id: str) -> School:
+    return School(**_get_row(db, "schools", school_id, "school"))
+
+
+def _get_room(db: sqlite3.Connection, room_id: str) -> Room:
+    return Room(**_get_row(db, "rooms", room_id, "room"))
+
+
+def _get_session(db: sqlite3.Connection, session_id: str) -> ClassSession:
+    return ClassSession(**_get_row(db, "sessions", session_id, "session"))
+
+
+def _require_kind(room: Room, kind: RoomKind, field: str) -> None:
+    if room.kind != kind:
+        raise Invalid(
+            field, f"room {room.id} is {ROOM_KIND_NOUNS[room.kind]}, not {ROOM_KIND_NOUNS[kind]}"
+        )
