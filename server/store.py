@@ -156,14 +156,20 @@ class SqliteStore:
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._executor is None:
             return
-        await self._call(self._close)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        try:
+            await self._call(self._close)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
