@@ -165,14 +165,23 @@ export class LessonClient extends EventTarget {
   async goLive(tracks, { title, subject, sessionId } = {}) {
     this.localTracks = tracks;
     this.autoJoin = true;
-    if (!this.session || this.session.status !== 'live') {
-      const body = {};
-      if (sessionId) body.session_id = sessionId;
-      if (title) body.title = title;
-      if (subject) body.subject = subject;
-      await this.request('start_session', body);
+    try {
+      if (!this.session || this.session.status !== 'live') {
+        const body = {};
+        if (sessionId) body.session_id = sessionId;
+        if (title) body.title = title;
+        if (subject) body.subject = subject;
+        await this.request('start_session', body);
+      }
+      await this._enter(this._gen);
+    } catch (e) {
+      // refused (not a lost link, which the reconnect loop carries on from): forget the intent
+      if (e instanceof ProtocolError && !['disconnected', 'timeout', 'not_connected'].includes(e.code)) {
+        this.localTracks = null;
+        this.autoJoin = false;
+      }
+      throw e;
     }
-    await this._enter(this._gen);
   }
 
   async endSession() {
@@ -319,8 +328,9 @@ export class LessonClient extends EventTarget {
     this._backoff = BACKOFF_FIRST_MS;
     this._emit('welcome', msg);
     if (this.session) this._emit('session', { session: this.session });
-    this._updateState();
+    // auto-joining: stay connecting/reconnecting until the join (and publish) is done
     if (this.session && this.autoJoin) this._enter(gen).catch(() => {});
+    this._updateState();
   }
 
   _on_session(msg, gen) {
@@ -394,11 +404,11 @@ export class LessonClient extends EventTarget {
   _enter(gen) {
     if (this._entering && this._entering.gen === gen) return this._entering.promise;
     const promise = (async () => {
+      await null; // let this._entering be set before anything runs
       if (!this.joined) {
         await this.request('join', {});
         if (gen !== this._gen) return;
         this.joined = true;
-        this._updateState();
       }
       if (this.localTracks && !this._pubPc) await this._publish(gen);
     })();
@@ -407,6 +417,7 @@ export class LessonClient extends EventTarget {
       this._log(`x entering the lesson: ${e.message || e}`);
     }).finally(() => {
       if (this._entering && this._entering.promise === promise) this._entering = null;
+      if (gen === this._gen) this._updateState();
     });
     return promise;
   }
@@ -456,7 +467,6 @@ export class LessonClient extends EventTarget {
     }
     this.myProducers = reply.producers || [];
     this._emit('published', { producers: this.myProducers });
-    this._updateState();
   }
 
   async _answerOffer(msg, gen) {
@@ -515,9 +525,13 @@ export class LessonClient extends EventTarget {
 
   // ---- state ----------------------------------------------------------------
 
+  // live: joined a live session (and, with local tracks, done publishing them).
+  // While a join/publish sequence runs the state does not move (no flicker
+  // through 'waiting' on the way back in), except that a lost session wins.
   _updateState() {
     if (this._closed) return;
     if (!this.welcome || !this._ws) return;
+    if (this._entering && this.session) return;
     this._setState(this.session && this.joined ? 'live' : 'waiting');
   }
 

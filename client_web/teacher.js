@@ -32,7 +32,6 @@ function render() {
   $('start').textContent = client.session
     ? '继续上课 (Resume lesson)'
     : '开始上课 (Start lesson)';
-  if (!inLesson && !starting && localStream && s === 'waiting') stopLocal();
 }
 
 async function getMedia() {
@@ -122,6 +121,10 @@ client.addEventListener('welcome', (ev) => {
   if (ev.detail.role && ev.detail.role !== 'teacher') say('这个链接不是主讲教室的 (this link is not a lecture-room link)');
 });
 client.addEventListener('state', render);
+// the lesson is over (ended here or elsewhere): give the camera back
+client.addEventListener('session_ended', () => {
+  if (!starting) stopLocal();
+});
 client.addEventListener('session', render);
 client.addEventListener('participants', (ev) => renderClassrooms(ev.detail.participants));
 client.addEventListener('servererror', (ev) => say(`${ev.detail.code}: ${ev.detail.message}`));
