@@ -15,11 +15,9 @@ function setState(state, text) {
 
 function headers() {
   const h = { 'Content-Type': 'application/json' };
-  if (token) h.Authorization = `Bearer ${token}`;
-  else if (key) {
-    h.Authorization = `Bearer ${key}`;
-    h['X-Admin-Key'] = key;
-  }
+  // an admin token and the admin key are both sent as a bearer credential
+  const credential = token || key;
+  if (credential) h.Authorization = `Bearer ${credential}`;
   return h;
 }
 
@@ -33,7 +31,9 @@ async function api(method, path, body) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = { message: text }; }
   if (!res.ok) {
-    const err = new Error((data && (data.message || data.error)) || `${res.status} ${res.statusText}`);
+    // errors are {"error": {"code", "message", "field"?}}
+    const detail = data && (data.error && typeof data.error === 'object' ? data.error : data);
+    const err = new Error((detail && detail.message) || `${res.status} ${res.statusText}`);
     err.status = res.status;
     throw err;
   }
@@ -75,8 +75,7 @@ function pageFor(role) {
 }
 
 function roleFor(room) {
-  return room.kind === 'lecture' || room.kind === 'lecture_room' || room.kind === 'teacher'
-    ? 'teacher' : 'classroom';
+  return room.kind === 'lecture' ? 'teacher' : 'classroom';
 }
 
 async function mintLink(room, cell) {
@@ -84,9 +83,11 @@ async function mintLink(room, cell) {
   cell.replaceChildren('…');
   try {
     const data = await api('POST', '/api/tokens', { room_id: room.id, role });
-    const tok = typeof data === 'string' ? data : data.token;
+    // the server says which page the token opens (prefixed with its public URL when set)
     const base = new URL('.', globalThis.location.href);
-    const url = new URL(`${pageFor(role)}?token=${encodeURIComponent(tok)}`, base).href;
+    const url = data.url
+      ? new URL(data.url, globalThis.location.href).href
+      : new URL(`${pageFor(role)}?token=${encodeURIComponent(data.token)}`, base).href;
     const input = el('input', { type: 'text', readonly: '', value: url });
     const copy = el('button', {
       type: 'button',

@@ -388,6 +388,24 @@ export class LessonClient extends EventTarget {
     this._emit('producers', { producers: [...this.producers.values()] });
   }
 
+  // The server removed us from the media (leave reply, or our peer connection
+  // died while the socket lived): drop the connections, and come back if we
+  // mean to be in the lesson.
+  _on_left(msg, gen) {
+    this.joined = false;
+    this._closePeerConnections();
+    if (msg.re == null && msg.reason && this.autoJoin && this.session) {
+      this._log(`- removed from the lesson (${msg.reason}); joining again`);
+      this._setState('reconnecting');
+      clearTimeout(this._retryTimer);
+      this._retryTimer = setTimeout(() => {
+        if (gen === this._gen && !this.joined) this._enter(gen).catch(() => {});
+      }, BACKOFF_FIRST_MS);
+    } else {
+      this._updateState();
+    }
+  }
+
   _on_pong() {
     clearTimeout(this._pongTimer);
   }
