@@ -31,3 +31,13 @@ async def nothing_more(ws: ClientWebSocketResponse) -> None:
     """Assert no message arrives (ping/pong is the fence)."""
     reply = await request(ws, {"type": "ping", "id": "fence"})
     assert reply == {"type": "pong", "re": "fence"}
+
+
+async def call(ws: ClientWebSocketResponse, message: dict[str, Any]) -> dict[str, Any]:
+    """Send a request with an id and return its reply, skipping pushes."""
+    message = {**message, "id": message.get("id", "call")}
+    await ws.send_json(message)
+    while True:
+        reply = await receive(ws)
+        if reply.get("re") == message["id"]:
+            return reply
