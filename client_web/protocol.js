@@ -28,8 +28,12 @@ const BACKOFF_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 10000;
 const REQUEST_TIMEOUT_MS = 15000;
 const ICE_GATHER_TIMEOUT_MS = 5000;
-const PING_EVERY_MS = 15000;
-const PONG_TIMEOUT_MS = 10000;
+// A classroom must notice a dead link in seconds, not minutes: ping often
+// (tiny messages) and give a 'disconnected' peer connection a few seconds to
+// recover by itself before starting over.
+const PING_EVERY_MS = 5000;
+const PONG_TIMEOUT_MS = 5000;
+const DISCONNECTED_GRACE_MS = 6000;
 
 export class ProtocolError extends Error {
   constructor(code, message) {
@@ -280,10 +284,10 @@ export class LessonClient extends EventTarget {
   _startPing(gen) {
     this._stopPing();
     this._pingTimer = setInterval(() => {
-      if (gen !== this._gen) return;
+      if (gen !== this._gen || this._pongTimer) return; // one ping outstanding at a time
       if (!this.send('ping', {})) return;
-      clearTimeout(this._pongTimer);
       this._pongTimer = setTimeout(() => {
+        this._pongTimer = null;
         this._log('x no pong: dropping the socket');
         this._scheduleReconnect(gen);
       }, PONG_TIMEOUT_MS);
@@ -293,6 +297,7 @@ export class LessonClient extends EventTarget {
   _stopPing() {
     clearInterval(this._pingTimer);
     clearTimeout(this._pongTimer);
+    this._pongTimer = null;
   }
 
   // ---- incoming messages -------------------------------------------------------
@@ -408,6 +413,7 @@ export class LessonClient extends EventTarget {
 
   _on_pong() {
     clearTimeout(this._pongTimer);
+    this._pongTimer = null;
   }
 
   _on_offer(msg, gen) {
@@ -442,10 +448,21 @@ export class LessonClient extends EventTarget {
 
   _newPc(label, gen) {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    let graceTimer = null;
     pc.addEventListener('connectionstatechange', () => {
-      this._log(`- ${label} connection ${pc.connectionState}`);
-      if (pc.connectionState === 'failed' && gen === this._gen && !this._closed) {
+      const state = pc.connectionState;
+      this._log(`- ${label} connection ${state}`);
+      clearTimeout(graceTimer);
+      if (gen !== this._gen || this._closed) return;
+      if (state === 'failed') {
         this._scheduleReconnect(gen);
+      } else if (state === 'disconnected') {
+        graceTimer = setTimeout(() => {
+          if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') {
+            this._log(`x ${label} connection did not recover`);
+            this._scheduleReconnect(gen);
+          }
+        }, DISCONNECTED_GRACE_MS);
       }
     });
     return pc;

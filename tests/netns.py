@@ -133,6 +133,10 @@ class VethLink:
     def __exit__(self, *exc: object) -> None:
         self.delete()
 
+    def set_host_link(self, up: bool) -> None:
+        """Bring the host end up or down: a cable pulled and plugged back."""
+        _run(["ip", "link", "set", self.host_if, "up" if up else "down"])
+
     # -- running things inside --------------------------------------------
 
     def exec_prefix(self) -> list[str]:

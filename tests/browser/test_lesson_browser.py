@@ -181,3 +181,40 @@ def test_the_admin_page_lists_rooms_and_mints_page_links(
     assert "/web/teacher.html?token=" in link.input_value()
     assert page.locator("#stats .stat").count() > 0
     page.screenshot(path=str(artifacts_dir / "admin.png"), full_page=True)
+
+
+def test_the_classroom_shows_reconnecting_and_comes_back_by_itself_after_a_link_cut(
+    netns_link: VethLink, lesson_server: tuple[Any, Api, dict[str, str]],
+    launch_browser: Callable[..., Any], artifacts_dir: Path,
+) -> None:
+    server, api, urls = lesson_server
+    browser = launch_browser(server.origin)
+    logs: list[str] = []
+    teacher = browser.new_context(viewport=VIEWPORT).new_page()
+    record_console(teacher, logs, "teacher")
+    classroom = browser.new_context(viewport=VIEWPORT).new_page()
+    record_console(classroom, logs, "classroom")
+    try:
+        start_lesson(teacher, urls["teacher"])
+        classroom.goto(urls["classroom"])
+        classroom.wait_for_function(VIDEO_PLAYING, timeout=30_000)
+        # a touch turns the sound on (autoplay policy may have started it muted)
+        classroom.mouse.click(640, 360)
+        classroom.wait_for_function("() => !document.getElementById('teacher-video').muted", timeout=5_000)
+        assert classroom.locator("#sound-overlay").is_hidden()
+
+        netns_link.set_host_link(up=False)  # the village's line goes down
+        try:
+            classroom.wait_for_selector("body[data-state=reconnecting]", timeout=20_000)
+            assert classroom.locator("#reconnecting-banner").is_visible()
+            classroom.screenshot(path=str(artifacts_dir / "lesson_classroom_reconnecting.png"))
+        finally:
+            netns_link.set_host_link(up=True)
+        classroom.wait_for_function(VIDEO_PLAYING, timeout=40_000)
+        assert_video_advances(classroom)
+        assert classroom.locator("#reconnecting-banner").is_hidden()
+        teacher.wait_for_selector("body[data-state=live]", timeout=20_000)
+    except Exception:
+        print("\n".join(logs))
+        print(classroom.evaluate(CLASSROOM_DUMP))
+        raise
