@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .downlink import Downlink
@@ -109,7 +109,11 @@ class Live:
         """Push ``session`` to every socket waiting for this lecture room."""
         for peer in self._sockets_in(await self.audience_rooms(session.lecture_room_id)):
             peer.send(
-                {"type": "session", "session": session.to_json(), "re": re if peer is origin else None}
+                {
+                    "type": "session",
+                    "session": session.to_json(),
+                    "re": re if peer is origin else None,
+                }
             )
 
     async def session_ended(
@@ -123,7 +127,11 @@ class Live:
             await self._close_live_session(live)
         for peer in audience:
             peer.send(
-                {"type": "session_ended", "session_id": session.id, "re": re if peer is origin else None}
+                {
+                    "type": "session_ended",
+                    "session_id": session.id,
+                    "re": re if peer is origin else None,
+                }
             )
 
     async def _close_live_session(self, live: LiveSession) -> None:
@@ -200,14 +208,14 @@ class Live:
             if session.status != "live":
                 raise SignalError("no_session", f"session {session_id} is not live", re)
             return session
-        session = await self.session_of(peer)
-        if session is None:
+        own = await self.session_of(peer)
+        if own is None:
             raise SignalError("no_session", f"nothing is live for room {peer.room.id}", re)
-        if session_id is not None and session_id != session.id:
+        if session_id is not None and session_id != own.id:
             raise SignalError(
                 "forbidden", f"session {session_id} is not the live session of this room", re
             )
-        return session
+        return own
 
     async def leave(self, peer: Peer, reason: str | None = None) -> bool:
         """Take ``peer`` out of its session; False if it was not in one."""
@@ -221,7 +229,9 @@ class Live:
         await self._detach(peer)
         for other in live.peers.values():
             if sees_participant(other.role, peer.role):
-                other.send({"type": "participant_left", "participant_id": peer.id, "reason": reason})
+                other.send(
+                    {"type": "participant_left", "participant_id": peer.id, "reason": reason}
+                )
         log.info("- %r left session %s (%s)", peer, live.session.id, reason or "leave")
         return True
 
@@ -302,7 +312,7 @@ class Live:
             raise SignalError("no_session", "left the session while publishing", re)
         for producer in producers:
             live.producers[producer.id] = (peer, producer)
-            producer.on_close(lambda pid=producer.id: self._producer_gone(live, pid))
+            producer.on_close(self._on_producer_close(live, producer.id))
         peer.send(
             {
                 "type": "published",
@@ -328,6 +338,9 @@ class Live:
         self._producer_gone(live, producer_id)
         await entry[1].close()
         peer.send({"type": "unpublished", "producer_id": producer_id, "re": re})
+
+    def _on_producer_close(self, live: LiveSession, producer_id: str) -> Callable[[], None]:
+        return lambda: self._producer_gone(live, producer_id)
 
     def _producer_gone(self, live: LiveSession, producer_id: str) -> None:
         """Forget a producer, tell the others and drop their consumers of it.
@@ -384,7 +397,7 @@ class Live:
     # --- stats -----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        sessions = [
+        sessions: list[dict[str, Any]] = [
             {
                 "session_id": live.session.id,
                 "lecture_room_id": live.session.lecture_room_id,
@@ -397,6 +410,6 @@ class Live:
         ]
         return {
             "sockets": sum(len(peers) for peers in self.sockets.values()),
-            "participants": sum(len(s["participants"]) for s in sessions),
+            "participants": sum(len(live.peers) for live in self.sessions.values()),
             "sessions": sessions,
         }

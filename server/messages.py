@@ -132,7 +132,7 @@ def _check_tracks(name: str, value: Any) -> str | None:
     for mid, track in value.items():
         where = f"{name}[{mid!r}]"
         if not isinstance(track, dict):
-            return f"{where} must be an object like {{\"source\": \"camera\"}}"
+            return f'{where} must be an object like {{"source": "camera"}}'
         if track.get("source") not in SOURCES:
             return f"{where}.source must be one of {', '.join(SOURCES)}"
         layer = track.get("layer")

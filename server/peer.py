@@ -32,7 +32,12 @@ MAX_OUTBOX = 1000
 
 class Peer:
     def __init__(
-        self, ws: web.WebSocketResponse, participant_id: str, role: Role, room: Room | None, name: str
+        self,
+        ws: web.WebSocketResponse,
+        participant_id: str,
+        role: Role,
+        room: Room | None,
+        name: str,
     ) -> None:
         self.ws = ws
         self.id = participant_id
@@ -113,5 +118,5 @@ class Peer:
         self._ready.set()
         try:
             await asyncio.wait_for(asyncio.shield(self._sender), timeout=1.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._sender.cancel()

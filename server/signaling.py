@@ -79,7 +79,7 @@ async def _hello(app: web.Application, ws: web.WebSocketResponse) -> Peer | None
     settings = app[SETTINGS]
     try:
         frame = await ws.receive(timeout=settings.hello_timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await _refuse(
             ws,
             SignalError("unauthorized", f"no hello within {settings.hello_timeout_s:g} s"),
@@ -89,7 +89,9 @@ async def _hello(app: web.Application, ws: web.WebSocketResponse) -> Peer | None
     if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
         return None
     if frame.type != WSMsgType.TEXT:
-        await _refuse(ws, SignalError("bad_message", "the first message must be hello"), CLOSE_BAD_HELLO)
+        await _refuse(
+            ws, SignalError("bad_message", "the first message must be hello"), CLOSE_BAD_HELLO
+        )
         return None
     try:
         check_size(frame.data, settings.max_ws_message_bytes)
@@ -151,7 +153,9 @@ async def _serve(app: web.Application, peer: Peer) -> None:
                 await _handle_text(app, peer, frame.data)
             elif frame.type == WSMsgType.BINARY:
                 peer.send(
-                    SignalError("bad_message", "binary frames are not accepted; send JSON text").to_json()
+                    SignalError(
+                        "bad_message", "binary frames are not accepted; send JSON text"
+                    ).to_json()
                 )
             elif frame.type == WSMsgType.ERROR:
                 log.info("x %r socket error: %s", peer, peer.ws.exception())
@@ -293,7 +297,8 @@ HANDLERS: dict[str, Handler] = {
 
 async def close_all(app: web.Application) -> None:
     """``on_shutdown``: close every open socket (clients reconnect by themselves)."""
-    for ws in list(app[WEBSOCKETS]):
+    sockets: set[web.WebSocketResponse] = app[WEBSOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 

@@ -469,9 +469,7 @@ def _update(db: sqlite3.Connection, table: str, row_id: str, values: dict[str, A
     if not changes:
         return
     assignments = ", ".join(f"{column} = ?" for column in changes)
-    db.execute(
-        f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id)
-    )
+    db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
 
 
 def _select(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:

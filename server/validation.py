@@ -77,8 +77,7 @@ class Body:
         if value is None:
             return None
         message = (
-            f"field '{name}' must be an ISO-8601 time with a timezone, "
-            "like 2025-03-01T08:00:00Z"
+            f"field '{name}' must be an ISO-8601 time with a timezone, like 2025-03-01T08:00:00Z"
         )
         if not isinstance(value, str):
             raise Invalid(name, message)

@@ -12,6 +12,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+from server.seam import Kind
+
 _ids = itertools.count(1)
 
 
@@ -44,10 +46,10 @@ class _Closable:
 
 
 class FakeProducer(_Closable):
-    def __init__(self, kind: str, app_data: dict[str, Any], router: FakeRouter) -> None:
+    def __init__(self, kind: Kind, app_data: dict[str, Any], router: FakeRouter) -> None:
         super().__init__()
         self.id = _new_id("p")
-        self.kind = kind
+        self.kind: Kind = kind
         self.app_data = app_data
         self.router = router
         self.consumers: list[FakeConsumer] = []
@@ -66,7 +68,7 @@ class FakeConsumer(_Closable):
     def __init__(self, producer: FakeProducer, app_data: dict[str, Any]) -> None:
         super().__init__()
         self.id = _new_id("c")
-        self.kind = producer.kind
+        self.kind: Kind = producer.kind
         self.producer_id = producer.id
         self.mid: str | None = None
         self.app_data = app_data
@@ -100,7 +102,9 @@ class FakeTransport(_Closable):
     def state(self) -> str:
         return "closed" if self.closed else "connected"
 
-    async def publish(self, offer_sdp: str, tracks: dict[str, dict[str, Any]]) -> tuple[str, list[Any]]:
+    async def publish(
+        self, offer_sdp: str, tracks: dict[str, dict[str, Any]]
+    ) -> tuple[str, list[Any]]:
         if "bad" in offer_sdp:
             raise ValueError("offer is not SDP")
         if "explode" in offer_sdp:
@@ -109,7 +113,7 @@ class FakeTransport(_Closable):
         for mid, app_data in tracks.items():
             if mid in self.producers:
                 continue
-            kind = "audio" if app_data["source"] == "mic" else "video"
+            kind: Kind = "audio" if app_data["source"] == "mic" else "video"
             producer = FakeProducer(kind, app_data, self.router)
             self.producers[mid] = producer
             self.router.producers[producer.id] = producer

@@ -54,7 +54,9 @@ async def test_a_teacher_token_is_forbidden_on_the_api(client: TestClient) -> No
     ("make_token", "message"),
     [
         (
-            lambda: tokens.mint(TOKEN_SECRET, sub="*", role="admin", ttl_s=60, now=time.time() - 120)[0],
+            lambda: tokens.mint(
+                TOKEN_SECRET, sub="*", role="admin", ttl_s=60, now=time.time() - 120
+            )[0],
             "token expired",
         ),
         (

@@ -20,7 +20,10 @@ async def test_a_lecture_room_pairs_with_many_classrooms(client: TestClient) -> 
     second = await post(
         client,
         "/api/pairings",
-        {"lecture_room_id": campus.lecture["id"], "classroom_room_id": campus.lonely_classroom["id"]},
+        {
+            "lecture_room_id": campus.lecture["id"],
+            "classroom_room_id": campus.lonely_classroom["id"],
+        },
     )
     listed = await get(client, f"/api/pairings?lecture_room_id={campus.lecture['id']}")
     assert listed == {"pairings": [campus.pairing, second]}

@@ -31,7 +31,9 @@ async def test_a_token_comes_with_the_page_its_holder_opens(
 async def test_a_token_lives_for_the_asked_ttl(client: TestClient) -> None:
     campus = await make_campus(client)
     data = await post(
-        client, "/api/tokens", {"room_id": campus.classroom["id"], "role": "classroom", "ttl_s": 600}
+        client,
+        "/api/tokens",
+        {"room_id": campus.classroom["id"], "role": "classroom", "ttl_s": 600},
     )
     claims = tokens.verify(TOKEN_SECRET, data["token"])
     assert claims.exp - claims.iat == 600
@@ -62,7 +64,9 @@ async def test_a_token_role_must_be_known(client: TestClient) -> None:
 
 
 async def test_a_token_ttl_is_bounded(client: TestClient) -> None:
-    data = await post(client, "/api/tokens", {"room_id": "*", "role": "admin", "ttl_s": 5}, status=422)
+    data = await post(
+        client, "/api/tokens", {"room_id": "*", "role": "admin", "ttl_s": 5}, status=422
+    )
     assert data["error"]["message"] == "field 'ttl_s' must be between 60 and 158112000"
 
 

@@ -28,7 +28,9 @@ async def test_generated_secrets_survive_a_restart(aiohttp_client: Any, tmp_path
     first = await aiohttp_client(create_app(settings))
     key = (tmp_path / "data" / "admin_key").read_text().strip()
     response = await first.post(
-        "/api/tokens", json={"room_id": "*", "role": "admin"}, headers={"Authorization": f"Bearer {key}"}
+        "/api/tokens",
+        json={"room_id": "*", "role": "admin"},
+        headers={"Authorization": f"Bearer {key}"},
     )
     token = (await response.json())["token"]
     await first.close()

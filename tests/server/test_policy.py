@@ -23,14 +23,21 @@ def test_the_subscription_matrix(subscriber: str, publisher: str, expected: str)
     assert subscription(subscriber, publisher) == expected  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("role", "expected"), [("teacher", True), ("classroom", True), ("admin", False)])
+@pytest.mark.parametrize(
+    ("role", "expected"), [("teacher", True), ("classroom", True), ("admin", False)]
+)
 def test_only_teachers_and_classrooms_publish(role: str, expected: bool) -> None:
     assert may_publish(role) is expected  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("viewer", "subject", "expected"),
-    [("classroom", "admin", False), ("teacher", "admin", False), ("admin", "admin", True), ("classroom", "teacher", True)],
+    [
+        ("classroom", "admin", False),
+        ("teacher", "admin", False),
+        ("admin", "admin", True),
+        ("classroom", "teacher", True),
+    ],
 )
 def test_inspectors_are_seen_by_inspectors_only(viewer: str, subject: str, expected: bool) -> None:
     assert sees_participant(viewer, subject) is expected  # type: ignore[arg-type]

@@ -28,7 +28,11 @@ def config(tmp_path: Path) -> Path:
 def test_defaults_need_nothing() -> None:
     settings = load_settings(env={})
     assert settings == Settings()
-    assert (settings.port, settings.token_ttl_s, settings.max_ws_message_bytes) == (8080, 43200, 262144)
+    assert (settings.port, settings.token_ttl_s, settings.max_ws_message_bytes) == (
+        8080,
+        43200,
+        262144,
+    )
     assert settings.web_root == Path(__file__).resolve().parents[2] / "client_web"
 
 
@@ -38,18 +42,32 @@ def test_defaults_need_nothing() -> None:
         ({}, {}, {"port": 9000, "host": "0.0.0.0", "log_level": "debug"}),
         ({"SYNCLASS_PORT": "9100"}, {}, {"port": 9100, "host": "0.0.0.0"}),
         ({"SYNCLASS_PORT": "9100"}, {"port": 9200}, {"port": 9200}),
-        ({"SYNCLASS_ICE_HOST_ADDRESSES": "10.0.0.3, 10.0.0.4"}, {}, {"ice_host_addresses": ("10.0.0.3", "10.0.0.4")}),
+        (
+            {"SYNCLASS_ICE_HOST_ADDRESSES": "10.0.0.3, 10.0.0.4"},
+            {},
+            {"ice_host_addresses": ("10.0.0.3", "10.0.0.4")},
+        ),
         ({}, {}, {"ice_host_addresses": ("10.0.0.2",)}),
         ({"SYNCLASS_TLS_SELF_SIGNED": "yes"}, {}, {"tls_self_signed": True}),
         ({"SYNCLASS_HELLO_TIMEOUT_S": "2.5"}, {}, {"hello_timeout_s": 2.5}),
         ({"SYNCLASS_DATA_DIR": "/var/lib/synclass"}, {}, {"data_dir": Path("/var/lib/synclass")}),
         ({"SYNCLASS_ADMIN_KEY": ""}, {}, {"admin_key": None}),
         (
-            {"SYNCLASS_ICE_SERVERS": '[{"urls": "turn:turn.example:3478", "username": "u", "credential": "c"}]'},
+            {
+                "SYNCLASS_ICE_SERVERS": '[{"urls": "turn:turn.example:3478", "username": "u", "credential": "c"}]'
+            },
             {},
-            {"ice_servers": ({"urls": "turn:turn.example:3478", "username": "u", "credential": "c"},)},
+            {
+                "ice_servers": (
+                    {"urls": "turn:turn.example:3478", "username": "u", "credential": "c"},
+                )
+            },
         ),
-        ({"SYNCLASS_PUBLIC_URL": "https://class.example/"}, {}, {"public_url": "https://class.example"}),
+        (
+            {"SYNCLASS_PUBLIC_URL": "https://class.example/"},
+            {},
+            {"public_url": "https://class.example"},
+        ),
     ],
 )
 def test_the_file_is_overridden_by_env_and_env_by_overrides(
@@ -65,9 +83,21 @@ def test_the_file_is_overridden_by_env_and_env_by_overrides(
         ({"SYNCLASS_PORT": "http"}, {}, "setting port must be an integer, got 'http'"),
         ({"SYNCLASS_PORT": "70000"}, {}, "setting port must be between 0 and 65535, got 70000"),
         ({}, {"port": True}, "setting port must be an integer, got True"),
-        ({"SYNCLASS_TLS_SELF_SIGNED": "maybe"}, {}, "setting tls_self_signed must be true or false, got 'maybe'"),
-        ({"SYNCLASS_LOG_LEVEL": "loud"}, {}, "setting log_level must be one of debug, info, warning, error, got 'loud'"),
-        ({"SYNCLASS_HELLO_TIMEOUT_S": "0"}, {}, "setting hello_timeout_s must be positive, got '0'"),
+        (
+            {"SYNCLASS_TLS_SELF_SIGNED": "maybe"},
+            {},
+            "setting tls_self_signed must be true or false, got 'maybe'",
+        ),
+        (
+            {"SYNCLASS_LOG_LEVEL": "loud"},
+            {},
+            "setting log_level must be one of debug, info, warning, error, got 'loud'",
+        ),
+        (
+            {"SYNCLASS_HELLO_TIMEOUT_S": "0"},
+            {},
+            "setting hello_timeout_s must be positive, got '0'",
+        ),
         ({"SYNCLASS_ICE_SERVERS": "stun:x"}, {}, "setting ice_servers must be JSON, got 'stun:x'"),
         (
             {"SYNCLASS_ICE_SERVERS": '[{"url": "stun:x"}]'},
@@ -76,8 +106,16 @@ def test_the_file_is_overridden_by_env_and_env_by_overrides(
             "got {'url': 'stun:x'}",
         ),
         ({"SYNCLASS_ADMIN_KEY": "short"}, {}, "setting admin_key must be at least 16 characters"),
-        ({"SYNCLASS_TOKEN_SECRET": "short"}, {}, "setting token_secret must be at least 32 characters"),
-        ({"SYNCLASS_PUBLIC_URL": "class.example"}, {}, "setting public_url must start with http:// or https://, got 'class.example'"),
+        (
+            {"SYNCLASS_TOKEN_SECRET": "short"},
+            {},
+            "setting token_secret must be at least 32 characters",
+        ),
+        (
+            {"SYNCLASS_PUBLIC_URL": "class.example"},
+            {},
+            "setting public_url must start with http:// or https://, got 'class.example'",
+        ),
         ({}, {"tls_cert": "/etc/cert.pem"}, "settings tls_cert and tls_key must be given together"),
         ({}, {"colour": "blue"}, "unknown setting 'colour'"),
     ],

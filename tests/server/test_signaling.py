@@ -45,7 +45,10 @@ async def test_a_classroom_is_welcomed_with_its_room_and_no_session(client: Test
         ("not.a.jwt", "token is malformed"),
         (tokens.mint("f" * 40, sub="*", role="admin", ttl_s=60)[0], "token signature is invalid"),
         (tokens.mint(TOKEN_SECRET, sub="*", role="admin", ttl_s=60, now=0)[0], "token expired"),
-        (tokens.mint(TOKEN_SECRET, sub="ghost", role="teacher", ttl_s=60)[0], "room ghost no longer exists"),
+        (
+            tokens.mint(TOKEN_SECRET, sub="ghost", role="teacher", ttl_s=60)[0],
+            "room ghost no longer exists",
+        ),
     ],
     ids=["malformed", "forged", "expired", "deleted-room"],
 )
@@ -54,7 +57,12 @@ async def test_hello_with_a_bad_token_gets_an_error_and_close_4401(
 ) -> None:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": token, "id": 1})
-    assert await receive(ws) == {"type": "error", "code": "unauthorized", "message": message, "re": 1}
+    assert await receive(ws) == {
+        "type": "error",
+        "code": "unauthorized",
+        "message": message,
+        "re": 1,
+    }
     assert await closed_with(ws) == 4401
 
 
@@ -81,7 +89,12 @@ async def test_a_silent_socket_is_closed_with_4408(aiohttp_client: Any, tmp_path
 async def test_a_second_hello_is_a_bad_message(client: TestClient) -> None:
     ws, _ = await connect(client, await token_for(client, "*", "admin"))
     reply = await request(ws, {"type": "hello", "token": "x", "id": 2})
-    assert reply == {"type": "error", "code": "bad_message", "message": "hello was already received", "re": 2}
+    assert reply == {
+        "type": "error",
+        "code": "bad_message",
+        "message": "hello was already received",
+        "re": 2,
+    }
 
 
 # --- malformed input keeps the socket ---------------------------------------------
@@ -96,8 +109,18 @@ async def test_a_second_hello_is_a_bad_message(client: TestClient) -> None:
         ('{"type": "dance", "id": "d"}', "unknown_type", "unknown message type 'dance'", "d"),
         ('{"type": "answer", "id": 4}', "bad_message", "field 'sdp' is required", 4),
         ('{"type": "answer", "sdp": 5}', "bad_message", "field 'sdp' must be a string", None),
-        ('{"type": "ping", "id": true}', "bad_message", "field 'id' must be a string or a number", None),
-        ('{"type": "subscribe", "producer_ids": "p1"}', "bad_message", "field 'producer_ids' must be a list of strings", None),
+        (
+            '{"type": "ping", "id": true}',
+            "bad_message",
+            "field 'id' must be a string or a number",
+            None,
+        ),
+        (
+            '{"type": "subscribe", "producer_ids": "p1"}',
+            "bad_message",
+            "field 'producer_ids' must be a list of strings",
+            None,
+        ),
         (
             '{"type": "publish", "sdp": "v=0", "tracks": {"0": {"source": "webcam"}}}',
             "bad_message",
@@ -119,7 +142,10 @@ async def test_a_binary_frame_is_a_bad_message(client: TestClient) -> None:
     ws, _ = await connect(client, await token_for(client, "*", "admin"))
     await ws.send_bytes(b"\x00\x01")
     error = await receive(ws)
-    assert (error["code"], error["message"]) == ("bad_message", "binary frames are not accepted; send JSON text")
+    assert (error["code"], error["message"]) == (
+        "bad_message",
+        "binary frames are not accepted; send JSON text",
+    )
     await nothing_more(ws)
 
 
@@ -157,9 +183,13 @@ async def open_campus(client: TestClient) -> tuple[Campus, Any, Any, Any]:
     """A campus with the teacher, the paired classroom and the unpaired
     classroom connected."""
     campus = await make_campus(client)
-    teacher, _ = await connect(client, await token_for(client, campus.lecture["id"], "teacher", name="Ms Li"))
+    teacher, _ = await connect(
+        client, await token_for(client, campus.lecture["id"], "teacher", name="Ms Li")
+    )
     paired, _ = await connect(client, await token_for(client, campus.classroom["id"], "classroom"))
-    lonely, _ = await connect(client, await token_for(client, campus.lonely_classroom["id"], "classroom"))
+    lonely, _ = await connect(
+        client, await token_for(client, campus.lonely_classroom["id"], "classroom")
+    )
     return campus, teacher, paired, lonely
 
 
@@ -173,7 +203,9 @@ async def test_a_teacher_starting_a_session_reaches_her_and_the_paired_classroom
     assert reply["type"] == "session"
     assert reply["re"] == 7
     session = reply["session"]
-    assert {k: session[k] for k in ("lecture_room_id", "title", "subject", "teacher_name", "status")} == {
+    assert {
+        k: session[k] for k in ("lecture_room_id", "title", "subject", "teacher_name", "status")
+    } == {
         "lecture_room_id": campus.lecture["id"],
         "title": "Fractions",
         "subject": "Maths",
@@ -189,7 +221,12 @@ async def test_a_teacher_starts_her_scheduled_session(client: TestClient) -> Non
     scheduled = await post(
         client,
         "/api/sessions",
-        {"lecture_room_id": campus.lecture["id"], "title": "Poems", "subject": "Chinese", "teacher_name": "Ms Li"},
+        {
+            "lecture_room_id": campus.lecture["id"],
+            "title": "Poems",
+            "subject": "Chinese",
+            "teacher_name": "Ms Li",
+        },
     )
     reply = await request(teacher, {"type": "start_session", "session_id": scheduled["id"]})
     assert (reply["session"]["id"], reply["session"]["status"]) == (scheduled["id"], "live")
@@ -213,7 +250,12 @@ async def test_a_session_started_over_rest_is_pushed_to_waiting_sockets(client: 
     scheduled = await post(
         client,
         "/api/sessions",
-        {"lecture_room_id": campus.lecture["id"], "title": "Poems", "subject": "Chinese", "teacher_name": "Ms Li"},
+        {
+            "lecture_room_id": campus.lecture["id"],
+            "title": "Poems",
+            "subject": "Chinese",
+            "teacher_name": "Ms Li",
+        },
     )
     live = await post(client, f"/api/sessions/{scheduled['id']}/start", None, status=200)
     assert await receive(teacher) == {"type": "session", "session": live, "re": None}
@@ -234,7 +276,11 @@ async def test_ending_the_session_tells_everyone_concerned(client: TestClient) -
     await receive(paired)
     reply = await request(teacher, {"type": "end_session", "id": "e"})
     assert reply == {"type": "session_ended", "session_id": session["id"], "re": "e"}
-    assert await receive(paired) == {"type": "session_ended", "session_id": session["id"], "re": None}
+    assert await receive(paired) == {
+        "type": "session_ended",
+        "session_id": session["id"],
+        "re": None,
+    }
     await nothing_more(lonely)
 
 
@@ -262,7 +308,12 @@ async def test_join_without_a_media_plane_is_an_internal_error(client: TestClien
     campus, teacher, _, _ = await open_campus(client)
     await request(teacher, {"type": "start_session"})
     reply = await request(teacher, {"type": "join", "id": "j"})
-    assert reply == {"type": "error", "code": "internal", "message": "media plane not available", "re": "j"}
+    assert reply == {
+        "type": "error",
+        "code": "internal",
+        "message": "media plane not available",
+        "re": "j",
+    }
 
 
 async def test_publish_without_a_media_plane_is_an_internal_error(client: TestClient) -> None:
@@ -270,7 +321,12 @@ async def test_publish_without_a_media_plane_is_an_internal_error(client: TestCl
     reply = await request(
         teacher, {"type": "publish", "sdp": "v=0", "tracks": {"0": {"source": "camera"}}, "id": "p"}
     )
-    assert reply == {"type": "error", "code": "internal", "message": "media plane not available", "re": "p"}
+    assert reply == {
+        "type": "error",
+        "code": "internal",
+        "message": "media plane not available",
+        "re": "p",
+    }
 
 
 async def test_leave_before_join_is_not_joined(client: TestClient) -> None:

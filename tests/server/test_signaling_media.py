@@ -38,7 +38,8 @@ class Lesson:
     async def open(self) -> Lesson:
         self.campus = await make_campus(self.client)
         self.teacher, self.teacher_welcome = await connect(
-            self.client, await token_for(self.client, self.campus.lecture["id"], "teacher", name="Ms Li")
+            self.client,
+            await token_for(self.client, self.campus.lecture["id"], "teacher", name="Ms Li"),
         )
         self.classroom, self.classroom_welcome = await connect(
             self.client, await token_for(self.client, self.campus.classroom["id"], "classroom")
@@ -82,17 +83,20 @@ async def test_the_teacher_joins_and_publishes_camera_and_mic(lesson: Lesson) ->
 
 async def test_a_classroom_joining_late_receives_the_teachers_tracks(lesson: Lesson) -> None:
     await request(lesson.teacher, {"type": "join"})
-    producers = (await request(lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": CAMERA_AND_MIC}))[
-        "producers"
-    ]
+    producers = (
+        await request(lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": CAMERA_AND_MIC})
+    )["producers"]
     joined = await request(lesson.classroom, {"type": "join", "id": 1})
     assert [p["id"] for p in joined["producers"]] == [p["id"] for p in producers]
     assert [p["id"] for p in joined["participants"]] == [lesson.teacher_id]
     offer = await receive(lesson.classroom)
     assert offer["type"] == "offer"
     assert offer["sdp"] == "offer:0,1"
-    assert sorted((c["producer_id"], c["participant_id"], c["mid"]) for c in offer["consumers"]) == sorted(
-        (p["id"], lesson.teacher_id, mid) for p, mid in zip(sorted(producers, key=lambda p: p["id"]), "01")
+    assert sorted(
+        (c["producer_id"], c["participant_id"], c["mid"]) for c in offer["consumers"]
+    ) == sorted(
+        (p["id"], lesson.teacher_id, mid)
+        for p, mid in zip(sorted(producers, key=lambda p: p["id"]), "01", strict=True)
     )
     assert await receive(lesson.teacher) == {
         "type": "participant_joined",
@@ -107,7 +111,9 @@ async def test_a_classroom_joining_late_receives_the_teachers_tracks(lesson: Les
     }
 
 
-async def test_a_new_teacher_track_is_announced_and_offered_to_a_joined_classroom(lesson: Lesson) -> None:
+async def test_a_new_teacher_track_is_announced_and_offered_to_a_joined_classroom(
+    lesson: Lesson,
+) -> None:
     await request(lesson.teacher, {"type": "join"})
     await request(lesson.classroom, {"type": "join"})
     await receive(lesson.teacher)  # participant_joined
@@ -117,15 +123,22 @@ async def test_a_new_teacher_track_is_announced_and_offered_to_a_joined_classroo
     producer = published["producers"][0]
     assert await receive(lesson.classroom) == {"type": "producer_added", "producer": producer}
     offer = await receive(lesson.classroom)
-    assert (offer["type"], [c["producer_id"] for c in offer["consumers"]]) == ("offer", [producer["id"]])
+    assert (offer["type"], [c["producer_id"] for c in offer["consumers"]]) == (
+        "offer",
+        [producer["id"]],
+    )
     assert offer["consumers"][0]["source"] == "screen"
 
 
-async def test_only_one_offer_is_outstanding_until_the_answer(lesson: Lesson, media: FakeMediaPlane) -> None:
+async def test_only_one_offer_is_outstanding_until_the_answer(
+    lesson: Lesson, media: FakeMediaPlane
+) -> None:
     await request(lesson.teacher, {"type": "join"})
     await request(lesson.classroom, {"type": "join"})
     await receive(lesson.teacher)
-    await request(lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": {"0": {"source": "camera"}}})
+    await request(
+        lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": {"0": {"source": "camera"}}}
+    )
     assert (await receive(lesson.classroom))["type"] == "producer_added"
     first = await receive(lesson.classroom)
     await request(lesson.teacher, {"type": "publish", "sdp": "o2", "tracks": {**CAMERA_AND_MIC}})
@@ -150,20 +163,28 @@ async def test_an_answer_without_an_offer_is_a_bad_message(lesson: Lesson) -> No
 
 async def test_a_refused_offer_is_bad_sdp(lesson: Lesson) -> None:
     await request(lesson.teacher, {"type": "join"})
-    reply = await request(lesson.teacher, {"type": "publish", "sdp": "bad", "tracks": CAMERA_AND_MIC, "id": 1})
+    reply = await request(
+        lesson.teacher, {"type": "publish", "sdp": "bad", "tracks": CAMERA_AND_MIC, "id": 1}
+    )
     assert reply == {"type": "error", "code": "bad_sdp", "message": "offer is not SDP", "re": 1}
 
 
-async def test_a_bug_in_the_media_plane_is_internal_and_the_lesson_carries_on(lesson: Lesson) -> None:
+async def test_a_bug_in_the_media_plane_is_internal_and_the_lesson_carries_on(
+    lesson: Lesson,
+) -> None:
     await request(lesson.teacher, {"type": "join"})
-    reply = await request(lesson.teacher, {"type": "publish", "sdp": "explode", "tracks": CAMERA_AND_MIC, "id": 1})
+    reply = await request(
+        lesson.teacher, {"type": "publish", "sdp": "explode", "tracks": CAMERA_AND_MIC, "id": 1}
+    )
     assert reply == {
         "type": "error",
         "code": "internal",
         "message": "internal error; the lesson carries on",
         "re": 1,
     }
-    published = await request(lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": CAMERA_AND_MIC})
+    published = await request(
+        lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": CAMERA_AND_MIC}
+    )
     assert published["type"] == "published"
 
 
@@ -174,7 +195,8 @@ async def test_publishing_before_joining_is_not_joined(lesson: Lesson) -> None:
 
 async def test_an_unpaired_classroom_has_nothing_to_join(lesson: Lesson) -> None:
     lonely, _ = await connect(
-        lesson.client, await token_for(lesson.client, lesson.campus.lonely_classroom["id"], "classroom")
+        lesson.client,
+        await token_for(lesson.client, lesson.campus.lonely_classroom["id"], "classroom"),
     )
     reply = await request(lesson.classroom, {"type": "join"})
     assert reply["type"] == "joined"
@@ -185,7 +207,9 @@ async def test_an_unpaired_classroom_has_nothing_to_join(lesson: Lesson) -> None
     )
 
 
-async def teacher_and_classroom_publishing(lesson: Lesson) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+async def teacher_and_classroom_publishing(
+    lesson: Lesson,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     await request(lesson.teacher, {"type": "join"})
     await request(lesson.classroom, {"type": "join"})
     await receive(lesson.teacher)  # participant_joined
@@ -220,7 +244,9 @@ async def test_the_teacher_receives_a_classroom_only_on_request(lesson: Lesson) 
 async def test_subscribing_to_ones_own_producer_is_forbidden(lesson: Lesson) -> None:
     teacher_producers, _ = await teacher_and_classroom_publishing(lesson)
     producer_id = teacher_producers[0]["id"]
-    reply = await call(lesson.teacher, {"type": "subscribe", "producer_ids": [producer_id], "id": 1})
+    reply = await call(
+        lesson.teacher, {"type": "subscribe", "producer_ids": [producer_id], "id": 1}
+    )
     assert reply == {
         "type": "error",
         "code": "forbidden",
@@ -282,7 +308,11 @@ async def test_a_vanished_participant_is_removed_and_the_others_carry_on(
     await teacher_and_classroom_publishing(lesson)
     await drain_until(lesson.teacher, "producer_added")
     await media.transport_of(lesson.classroom_id, "up").vanish()
-    assert await receive(lesson.classroom) == {"type": "left", "reason": "media connection lost", "re": None}
+    assert await receive(lesson.classroom) == {
+        "type": "left",
+        "reason": "media connection lost",
+        "re": None,
+    }
     await drain_until(lesson.teacher, "participant_left")
     await nothing_more(lesson.teacher)
     assert media.transport_of(lesson.classroom_id, "down").closed

@@ -54,6 +54,8 @@ async def test_the_live_session_of_a_room_is_found_and_only_one_may_be_live(tmp_
     live = await store.start_session(first.id, NOW)
     assert (live.status, live.started_at) == ("live", "2025-03-01T08:00:00Z")
     assert await store.live_session_of(room.id) == live
-    with pytest.raises(Conflict, match=f"^lecture room {room.id} already has a live session {first.id}$"):
+    with pytest.raises(
+        Conflict, match=f"^lecture room {room.id} already has a live session {first.id}$"
+    ):
         await store.start_session(second.id, NOW)
     await store.close()

@@ -43,7 +43,7 @@ def test_garbage_is_a_malformed_token(garbage: str) -> None:
 def test_an_unsigned_token_is_refused() -> None:
     token = jwt.encode(
         {"sub": "r", "role": "admin", "iat": NOW, "exp": NOW + 60, "iss": "synclass"},
-        None,
+        "",
         algorithm="none",
     )
     with pytest.raises(Unauthorized, match="^token signature is invalid$"):

@@ -9,7 +9,9 @@ from aiohttp import ClientWebSocketResponse
 from aiohttp.test_utils import TestClient
 
 
-async def connect(client: TestClient, token: str, **hello: Any) -> tuple[ClientWebSocketResponse, dict[str, Any]]:
+async def connect(
+    client: TestClient, token: str, **hello: Any
+) -> tuple[ClientWebSocketResponse, dict[str, Any]]:
     ws = await client.ws_connect("/ws")
     await ws.send_json({"type": "hello", "token": token, "id": "h", **hello})
     welcome = await receive(ws)
