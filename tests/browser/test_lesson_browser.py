@@ -94,9 +94,12 @@ def assert_video_advances(page: Any, seconds: float = 2.0) -> None:
     assert after - before > seconds * 0.5, (before, after)
 
 
-def start_lesson(teacher: Any, url: str) -> None:
+def start_lesson(teacher: Any, url: str, screenshot: Path | None = None) -> None:
     teacher.goto(url)
     teacher.wait_for_selector("body[data-state=waiting]", timeout=15_000)
+    assert teacher.locator("#start").is_enabled()
+    if screenshot is not None:
+        teacher.screenshot(path=str(screenshot))
     teacher.click("#start")
     teacher.wait_for_selector("body[data-state=live]", timeout=20_000)
 
@@ -112,7 +115,7 @@ def test_a_classroom_plays_the_teacher_the_lesson_she_started(
     classroom = browser.new_context(viewport=VIEWPORT).new_page()
     record_console(classroom, logs, "classroom")
     try:
-        start_lesson(teacher, urls["teacher"])
+        start_lesson(teacher, urls["teacher"], artifacts_dir / "lesson_teacher_before_start.png")
         assert teacher.locator("#room-name").inner_text() == "城关一小 主讲教室"
         classroom.goto(urls["classroom"])
         classroom.wait_for_function(VIDEO_PLAYING, timeout=30_000)
