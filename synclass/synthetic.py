@@ -26,6 +26,7 @@ class TestPatternTrack(MediaStreamTrack):
     """Colour bars that scroll, a moving square and the wall-clock time."""
 
     kind = "video"
+    __test__ = False  # not a pytest test class despite its name
 
     def __init__(self, width: int = 640, height: int = 480, fps: int = 30, label: str = "synclass") -> None:
         super().__init__()
