@@ -105,6 +105,7 @@ missing_debs() {
         for pkg in "$@"; do
             case "$pkg" in
                 iproute2) cmd=ip ;;
+                fonts-*) continue ;;
                 *) cmd="$pkg" ;;
             esac
             command -v "$cmd" >/dev/null 2>&1 || [[ -x "/usr/sbin/$cmd" || -x "/sbin/$cmd" ]] || echo "$pkg"
@@ -114,7 +115,8 @@ missing_debs() {
 
 ensure_debs() {
     local mode="$1" pkgs=(iproute2) missing=()
-    [[ "$mode" == test ]] && pkgs+=(chromium redis-server)
+    # fonts-wqy-microhei: Chinese labels in browser-test screenshots instead of empty boxes
+    [[ "$mode" == test ]] && pkgs+=(chromium redis-server fonts-wqy-microhei)
     mapfile -t missing < <(missing_debs "${pkgs[@]}")
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if can_apt; then
