@@ -14,11 +14,7 @@ from server.settings import Settings
 
 
 def build_app(settings: Settings) -> web.Application:
-    plane = MediaPlane(
-        ice_host_addresses=settings.ice_host_addresses,
-        consent_interval_s=getattr(settings, "ice_consent_interval_s", 5.0),
-        consent_failures=getattr(settings, "ice_consent_failures", 6),
-    )
+    plane = MediaPlane(ice_host_addresses=settings.ice_host_addresses)
     app = create_app(settings, media=plane)
 
     async def close_media(app: web.Application) -> None:
