@@ -380,16 +380,37 @@ class LatencyProbe:
         dtls._send_rtp = send_rtp  # noqa: SLF001
 
     def hook_subscriber(self, pc: RTCPeerConnection) -> None:
+        """Time each RTP packet where it leaves the socket, match it after SRTP.
+
+        Install after ``setLocalDescription``. The receive time is taken in
+        aioice's ``datagram_received`` (keyed by the clear SSRC and sequence
+        number), so this process's own queueing behind DTLS/SRTP does not
+        count; the payload is matched once decrypted.
+        """
         dtls = dtls_of(pc)
         original = dtls._handle_rtp_data  # noqa: SLF001
         sent = self._sent
         samples = self.samples
+        arrivals: dict[int, float] = {}
+
+        for protocol in dtls.transport._connection._protocols:  # noqa: SLF001
+            received = protocol.datagram_received
+
+            def datagram_received(data: bytes, addr: Any, received: Any = received) -> None:
+                if self.active and 127 < data[0] < 192 and len(data) >= 12 and not _is_rtcp(data):
+                    arrivals[(int.from_bytes(data[8:12], "big") << 16) | (data[2] << 8) | data[3]] = time.perf_counter()
+                    if len(arrivals) > self.MAX_PENDING:
+                        arrivals.clear()
+                received(data, addr)
+
+            protocol.datagram_received = datagram_received
 
         async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-            now = time.perf_counter()
-            entry = sent.get(hash(_parse_rtp_payload(data)))
-            if entry is not None:
-                samples[entry[1]].append((now - entry[0]) * 1000.0)
+            if len(data) >= 12:
+                arrived = arrivals.pop((int.from_bytes(data[8:12], "big") << 16) | (data[2] << 8) | data[3], None)
+                entry = sent.get(hash(_parse_rtp_payload(data)))
+                if entry is not None and arrived is not None:
+                    samples[entry[1]].append((arrived - entry[0]) * 1000.0)
             await original(data, arrival_time_ms)
 
         dtls._handle_rtp_data = handle_rtp_data  # noqa: SLF001

@@ -208,6 +208,19 @@ def _udp_rcvbuf_errors() -> Optional[int]:
         return None
 
 
+def _delta(before: Optional[int], after: Optional[int]) -> Optional[int]:
+    return None if before is None or after is None else after - before
+
+
+async def _packets_lost(pc: Any) -> Optional[int]:
+    """Packets the decoding subscriber's aiortc counted as lost (whole run)."""
+    try:
+        report = await pc.getStats()
+    except Exception:
+        return None
+    return sum(int(getattr(s, "packetsLost", 0) or 0) for s in report.values() if s.type == "inbound-rtp")
+
+
 def _r(value: Optional[float], digits: int = 2) -> Optional[float]:
     return None if value is None else round(value, digits)
 
@@ -254,6 +267,7 @@ async def latency_phase(bench: Bench, server: Optional[ServerProc], frames: list
 
 async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) -> dict[str, Any]:
     from .clientkit import FrameCounter
+    from .procstat import udp_drops
 
     args = bench.args
     n = args.subscribers
@@ -265,8 +279,8 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
     try:
         await publish(server, pub)
         bench.log("publisher connected to the SFU")
-        pc, _ = await subscribe(server, light=False, frames=decoded)
-        pcs.append(pc)
+        decoder_pc, _ = await subscribe(server, light=False, frames=decoded)
+        pcs.append(decoder_pc)
         setup_started = time.monotonic()
         for first in range(0, n, BATCH):
             count = min(BATCH, n - first)
@@ -296,13 +310,14 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         s0 = await server.call("stats")
         c0 = client_totals()
         frames0 = decoded.frames["video"]
-        cpu0, wall0, udp0 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors()
+        cpu0, wall0, udp0, drops0 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors(), udp_drops()
         bench.log(f"measuring for {args.seconds} s")
         await asyncio.sleep(args.seconds)
         s1 = await server.call("stats")
         c1 = client_totals()
         frames1 = decoded.frames["video"]
-        cpu1, wall1, udp1 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors()
+        cpu1, wall1, udp1, drops1 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors(), udp_drops()
+        decoder_lost = await _packets_lost(decoder_pc)
     finally:
         bench.log("closing subscribers")
         await _close_all(pcs)
@@ -342,6 +357,9 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         "decoded_size": decoded.size,
         "client_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1),
         "udp_rcvbuf_errors": None if udp0 is None or udp1 is None else udp1 - udp0,
+        "sfu_udp_drops": _delta(s0.get("udp_drops"), s1.get("udp_drops")),
+        "client_udp_drops": _delta(drops0, drops1),
+        "decoder_packets_lost": decoder_lost,
         "sfu_consumers_started": s1["consumers_started"],
         "sfu_nacks": s1["nacks"] - s0["nacks"],
         "sfu_retransmissions": s1["retransmissions"] - s0["retransmissions"],

@@ -29,6 +29,8 @@ import sys
 import time
 from typing import Any
 
+from .procstat import udp_drops
+
 logger = logging.getLogger("synclass.bench.server")
 
 
@@ -210,6 +212,7 @@ async def serve(mode: str, cpus: list[int]) -> None:
             elif op == "stats":
                 result = backend.stats()
                 result["cpu_s"] = time.process_time()
+                result["udp_drops"] = udp_drops()
                 result["wall_s"] = time.monotonic()
             elif op == "close_subs":
                 await backend.close_subs()

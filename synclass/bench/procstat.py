@@ -1,0 +1,42 @@
+"""Per-process facts from /proc for the benchmark (Linux only; None elsewhere)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+def _socket_inodes(pid: int | str = "self") -> set[str]:
+    inodes: set[str] = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def udp_drops(pid: int | str = "self") -> Optional[int]:
+    """Datagrams the kernel dropped on this process's UDP sockets (receive buffer full)."""
+    inodes = _socket_inodes(pid)
+    total = 0
+    seen = False
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] in inodes:
+                        total += int(fields[12])
+                        seen = True
+        except OSError:
+            continue
+    return total if seen or inodes else None
