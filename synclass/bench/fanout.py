@@ -267,7 +267,7 @@ async def latency_phase(bench: Bench, server: Optional[ServerProc], frames: list
 
 async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) -> dict[str, Any]:
     from .clientkit import FrameCounter
-    from .procstat import udp_drops
+    from .procstat import busy_pct, cpu_times, udp_drops
 
     args = bench.args
     n = args.subscribers
@@ -311,12 +311,14 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         c0 = client_totals()
         frames0 = decoded.frames["video"]
         cpu0, wall0, udp0, drops0 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors(), udp_drops()
+        core0 = (cpu_times(SERVER_CPU), cpu_times(CLIENT_CPU))
         bench.log(f"measuring for {args.seconds} s")
         await asyncio.sleep(args.seconds)
         s1 = await server.call("stats")
         c1 = client_totals()
         frames1 = decoded.frames["video"]
         cpu1, wall1, udp1, drops1 = time.process_time(), time.monotonic(), _udp_rcvbuf_errors(), udp_drops()
+        core1 = (cpu_times(SERVER_CPU), cpu_times(CLIENT_CPU))
         decoder_lost = await _packets_lost(decoder_pc)
     finally:
         bench.log("closing subscribers")
@@ -355,6 +357,8 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         "decoded_fps": round((frames1 - frames0) / (wall1 - wall0), 1),
         "decoded_frames_total": frames1,
         "decoded_size": decoded.size,
+        "sfu_core_busy_pct": busy_pct(core0[0], core1[0]),
+        "client_core_busy_pct": busy_pct(core0[1], core1[1]),
         "client_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1),
         "udp_rcvbuf_errors": None if udp0 is None or udp1 is None else udp1 - udp0,
         "sfu_udp_drops": _delta(s0.get("udp_drops"), s1.get("udp_drops")),

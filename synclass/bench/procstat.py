@@ -40,3 +40,24 @@ def udp_drops(pid: int | str = "self") -> Optional[int]:
         except OSError:
             continue
     return total if seen or inodes else None
+
+
+def cpu_times(cpu: int) -> Optional[tuple[float, float]]:
+    """(busy, total) jiffies of one CPU from /proc/stat; busy includes irq, softirq and steal."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith(f"cpu{cpu} "):
+                    values = [int(v) for v in line.split()[1:]]
+                    idle = values[3] + (values[4] if len(values) > 4 else 0)
+                    total = sum(values[:8])
+                    return float(total - idle), float(total)
+    except OSError:
+        pass
+    return None
+
+
+def busy_pct(before: Optional[tuple[float, float]], after: Optional[tuple[float, float]]) -> Optional[float]:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 1)
