@@ -193,7 +193,12 @@ class Producer:
                 buf = bytearray(layout.header_prefix(abs_time, audio_level))
                 buf += payload
                 templates[layout.key] = buf
-            consumer.forward(buf, packet, keyframe)
+            try:
+                consumer.forward(buf, packet, keyframe)
+            except Exception:
+                # An exception reaching aiortc here closes the *publisher's*
+                # DTLS transport: one subscriber's dead socket must not do that.
+                logger.debug("x forward failed consumer=%s", consumer.id, exc_info=True)
 
     def packet_for_retransmission(self, seq: int) -> Any:
         return self.cache.get(seq)
