@@ -267,7 +267,7 @@ async def latency_phase(bench: Bench, server: Optional[ServerProc], frames: list
 
 async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) -> dict[str, Any]:
     from .clientkit import FrameCounter
-    from .procstat import busy_pct, cpu_times, udp_drops
+    from .procstat import busy_pct, cpu_split, cpu_times, udp_drops
 
     args = bench.args
     n = args.subscribers
@@ -359,6 +359,7 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         "decoded_size": decoded.size,
         "sfu_core_busy_pct": busy_pct(core0[0], core1[0]),
         "client_core_busy_pct": busy_pct(core0[1], core1[1]),
+        "sfu_core_split": cpu_split(core0[0], core1[0]),
         "client_cpu_pct": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 1),
         "udp_rcvbuf_errors": None if udp0 is None or udp1 is None else udp1 - udp0,
         "sfu_udp_drops": _delta(s0.get("udp_drops"), s1.get("udp_drops")),

@@ -42,22 +42,33 @@ def udp_drops(pid: int | str = "self") -> Optional[int]:
     return total if seen or inodes else None
 
 
-def cpu_times(cpu: int) -> Optional[tuple[float, float]]:
-    """(busy, total) jiffies of one CPU from /proc/stat; busy includes irq, softirq and steal."""
+_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_times(cpu: int) -> Optional[list[int]]:
+    """One CPU's jiffies from /proc/stat, in ``_FIELDS`` order."""
     try:
         with open("/proc/stat") as f:
             for line in f:
                 if line.startswith(f"cpu{cpu} "):
-                    values = [int(v) for v in line.split()[1:]]
-                    idle = values[3] + (values[4] if len(values) > 4 else 0)
-                    total = sum(values[:8])
-                    return float(total - idle), float(total)
+                    values = [int(v) for v in line.split()[1:9]]
+                    return values + [0] * (8 - len(values))
     except OSError:
         pass
     return None
 
 
-def busy_pct(before: Optional[tuple[float, float]], after: Optional[tuple[float, float]]) -> Optional[float]:
-    if before is None or after is None or after[1] <= before[1]:
+def busy_pct(before: Optional[list[int]], after: Optional[list[int]]) -> Optional[float]:
+    """Share of the CPU not idle (user, system, irq, softirq, steal) between two reads."""
+    split = cpu_split(before, after)
+    return None if split is None else round(100.0 - split["idle"] - split["iowait"], 1)
+
+
+def cpu_split(before: Optional[list[int]], after: Optional[list[int]]) -> Optional[dict[str, float]]:
+    if before is None or after is None:
         return None
-    return round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+    deltas = [b - a for a, b in zip(before, after)]
+    total = sum(deltas)
+    if total <= 0:
+        return None
+    return {name: round(100.0 * d / total, 1) for name, d in zip(_FIELDS, deltas)}
