@@ -25,7 +25,7 @@ from media.consumer import Consumer
 from media.plane import MediaPlane
 from media.producer import Producer
 from media.router import Router
-from media.rtp import vp8_is_keyframe
+from media.rtp import abs_send_time_now, vp8_is_keyframe
 from media.transport import Transport
 from synclass import synthetic
 
@@ -48,6 +48,8 @@ class Subscriber:
     connected_at: float | None = None
     # (payload type, sequence number, payload) of every RTP packet the video receiver got
     video_rtp: list[tuple[int, int, bytes]] = field(default_factory=list)
+    # (payload type, abs-send-time in the packet, abs-send-time at arrival)
+    abs_send_times: list[tuple[int, int | None, int]] = field(default_factory=list)
     # (SR ssrc, SR packet count, consumer packets when the SR arrived)
     sender_reports: list[tuple[int, int, int]] = field(default_factory=list)
 
@@ -131,6 +133,7 @@ def _peek_video_receiver(receiver: Any, sub: Subscriber) -> None:
 
     async def on_rtp(packet: Any, arrival_time_ms: int) -> None:
         sub.video_rtp.append((packet.payload_type, packet.sequence_number, bytes(packet.payload)))
+        sub.abs_send_times.append((packet.payload_type, packet.extensions.abs_send_time, abs_send_time_now()))
         await handle_rtp(packet, arrival_time_ms=arrival_time_ms)
 
     async def on_rtcp(packet: Any) -> None:
@@ -373,8 +376,12 @@ async def test_a_lossy_subscriber_gets_retransmissions_and_still_decodes(
     assert consumer.retransmissions > 0
     assert consumer.nack_misses == 0
     assert sub.sizes == {(640, 480)}
-    if consumer.rtx_payload_type is not None:
-        assert any(pt == consumer.rtx_payload_type for pt, _, _ in sub.video_rtp), "no RTX packet reached the subscriber"
+    assert consumer.rtx_payload_type is not None, "the subscriber did not negotiate RTX"
+    rtx = [(sent, now) for pt, sent, now in sub.abs_send_times if pt == consumer.rtx_payload_type]
+    assert rtx, "no RTX packet reached the subscriber"
+    # Retransmissions carry their own send time (the receiver's bandwidth
+    # estimator reads it from RTX packets too): within 1 s, in 6.18 fixed point.
+    assert all(sent is not None and (now - sent) % (1 << 24) < (1 << 18) for sent, now in rtx), rtx[:5]
 
 
 # --- (f) signaling errors ------------------------------------------------------------------------------
