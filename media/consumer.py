@@ -17,7 +17,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import aiortc_hooks as hooks
-from .rtp import ExtensionLayout, ntp_time, patch_header
+from .rtp import ExtensionLayout, abs_send_time_now, ntp_time, patch_header
 
 if TYPE_CHECKING:
     from aiortc import RTCRtpTransceiver
@@ -222,7 +222,7 @@ class Consumer:
         marker = 0x80 if packet.marker else 0
         if self.rtx_payload_type is not None:
             # RFC 4588: RTX payload = original sequence number + original payload
-            buf = bytearray(layout.header_prefix(0, None))
+            buf = bytearray(layout.header_prefix(abs_send_time_now(), None))
             buf += out_seq.to_bytes(2, "big")
             buf += packet.payload
             patch_header(buf, marker | self.rtx_payload_type, self._rtx_seq, ts, self.rtx_ssrc)
