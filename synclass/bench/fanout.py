@@ -372,6 +372,8 @@ async def fanout_phase(bench: Bench, server: ServerProc, frames: list[bytes]) ->
         "sfu_decoders_created": s1["counters"]["decoders_created"],
         "sfu_encoders_created": s1["counters"]["encoders_created"],
         "subscribers_per_core": _r(len(lights) / (sfu_cpu_pct / 100.0) if sfu_cpu_pct else None, 1),
+        # the same on the whole core: adds loopback softirq and anything else that ran on it
+        "subscribers_per_core_busy": _r(len(lights) / (busy / 100.0) if (busy := busy_pct(core0[0], core1[0])) else None, 1),
     }
 
 
