@@ -121,8 +121,8 @@ def fast_sender(dtls: RTCDtlsTransport, rtcp: bool = False) -> Optional[SendFn]:
     """A synchronous ``send(packet)`` that SRTP-protects and ``sendto()``s on the
     nominated ICE pair, or ``None`` while DTLS is not connected.
 
-    The returned function stays valid while the transport is connected; when
-    the socket closes, ``sendto`` silently drops (asyncio logs once).
+    The returned function stays valid while the transport is connected; once
+    aioice closes the socket (consent lost, peer gone) it drops the packet.
     """
     if dtls._state != State.CONNECTED or dtls._tx_srtp is None:
         return None
@@ -136,9 +136,13 @@ def fast_sender(dtls: RTCDtlsTransport, rtcp: bool = False) -> Optional[SendFn]:
     if udp is None:
         return None
     sendto = udp.sendto
+    is_closing = udp.is_closing
 
     def send(packet: bytes) -> None:
-        sendto(protect(packet), addr)
+        # asyncio's sendto on a closed unconnected UDP transport raises
+        # AttributeError instead of dropping: check first.
+        if not is_closing():
+            sendto(protect(packet), addr)
 
     return send
 

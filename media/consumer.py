@@ -259,6 +259,8 @@ class Consumer:
         )
 
     def on_rtcp(self, packet: Any) -> None:
+        if self._closed:
+            return
         if isinstance(packet, (hooks.RTCP_CLASSES["rr"], hooks.RTCP_CLASSES["sr"])):
             for report in packet.reports:
                 if report.ssrc != self.ssrc:
@@ -295,7 +297,7 @@ class Consumer:
         the publisher's lip-sync; packet and octet counts are what this
         consumer really sent.
         """
-        if self._waiting and not self.packets:
+        if self._closed or (self._waiting and not self.packets):
             return None
         now = time.time()
         mapping = self._producer.sr_mapping or self._producer.last_packet

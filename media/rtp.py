@@ -39,7 +39,8 @@ def abs_send_time_now(now: float | None = None) -> int:
 def ntp_time(now: float) -> int:
     """64-bit NTP timestamp for a Unix time."""
     seconds = now + NTP_EPOCH_OFFSET
-    return (int(seconds) << 32) | int((seconds % 1) * (1 << 32))
+    # NTP era 0 ends in February 2036: wrap like every NTP implementation does.
+    return ((int(seconds) & 0xFFFFFFFF) << 32) | int((seconds % 1) * (1 << 32))
 
 
 def ntp_to_unix(ntp: int) -> float:

@@ -63,7 +63,7 @@ def parse_sdp(sdp: str, kind: str) -> SessionDescription:
     try:
         parsed = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises many types on garbage
-        raise ValueError(f"{kind} SDP could not be parsed: {exc}") from None
+        raise ValueError(f"{kind} SDP could not be parsed: {exc or type(exc).__name__}") from None
     for media in parsed.media:
         if media.kind not in ("audio", "video"):
             raise ValueError(f"{kind} SDP has an unsupported m-line of kind {media.kind}")
@@ -123,26 +123,30 @@ class Transport:
     async def publish(self, offer_sdp: str, tracks: dict[str, dict[str, Any]]) -> tuple[str, list[Producer]]:
         self._check_open()
         parsed = parse_sdp(offer_sdp, "offer")
+        # Check everything before touching the peer connection: a refused offer
+        # must leave no producer behind and the connection as it was.
+        preferences: dict[str, list[Any]] = {}
         for media in parsed.media:
             mid = media.rtp.muxId
-            if media.port != 0 and media.direction in ("sendonly", "sendrecv") and mid not in self._producers and mid not in tracks:
+            if media.port == 0 or media.direction not in ("sendonly", "sendrecv") or mid in self._producers:
+                continue
+            if mid not in tracks:
                 raise ValueError(f"offer has an m-line with mid {mid} that is not in tracks")
+            wanted = VIDEO_CODECS if media.kind == "video" else AUDIO_CODECS
+            offered = {c.mimeType.lower() for c in media.rtp.codecs}
+            preferences[mid] = _codec_preferences(media.kind, wanted, offered)
         async with self._lock:
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(strip_mdns_candidates(offer_sdp), "offer"))
             except Exception as exc:
-                raise ValueError(f"offer was refused: {exc}") from None
-            offered = {
-                media.rtp.muxId: {c.mimeType.lower() for c in media.rtp.codecs} for media in parsed.media
-            }
+                raise ValueError(f"offer was refused: {exc or type(exc).__name__}") from None
             new: list[Producer] = []
             for transceiver in self.pc.getTransceivers():
                 mid = transceiver.mid
-                if mid is None or mid in self._producers or mid not in tracks:
+                if mid is None or mid in self._producers or mid not in preferences:
                     continue
                 kind = transceiver.kind
-                wanted = VIDEO_CODECS if kind == "video" else AUDIO_CODECS
-                transceiver.setCodecPreferences(_codec_preferences(kind, wanted, offered.get(mid, set())))
+                transceiver.setCodecPreferences(preferences[mid])
                 transceiver.direction = "recvonly"
                 producer = Producer(self, transceiver.receiver, kind, dict(tracks[mid]), self._clock)
                 self._producers[mid] = producer

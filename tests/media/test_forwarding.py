@@ -452,11 +452,6 @@ async def test_set_answer_without_an_offer_is_refused(plane: MediaPlane, clients
     assert str(info.value) == "answer SDP is empty"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="media/transport.py publish(): the codec check runs after setRemoteDescription and after earlier "
-    "m-lines already made Producers, so a refused offer leaves a Producer in the router",
-)
 async def test_an_offer_refused_for_its_audio_codec_leaves_no_producer_behind(
     plane: MediaPlane, clients: Clients
 ) -> None:
