@@ -151,6 +151,25 @@ def dtls_of(sender_or_receiver: RTCRtpSender | RTCRtpReceiver) -> RTCDtlsTranspo
     return sender_or_receiver.transport
 
 
+def enlarge_receive_buffers(pc: Any, size: int) -> None:
+    """Ask the kernel for ``size``-byte receive buffers on ``pc``'s ICE sockets.
+
+    A publisher's socket must absorb its packets while the event loop fans a
+    30-packet keyframe out to hundreds of subscribers; Linux's default 208 KiB
+    overflows there (the kernel caps the request at net.core.rmem_max).
+    """
+    import socket
+
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is None:
+            continue
+        for protocol in dtls.transport._connection._protocols:
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 def vanish_peer_connection(pc: Any) -> None:
     """Black-hole a (client's) peer connection's UDP sockets: nothing more goes
     out or comes in, no DTLS close and no RTCP BYE. For tests and demos that

@@ -22,6 +22,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
+from . import aiortc_hooks as hooks
 from .consumer import Consumer
 from .producer import Producer, PublisherClock
 
@@ -36,6 +37,10 @@ logger = logging.getLogger("synclass.media.transport")
 # per publisher track, so every subscriber gets exactly what was published.
 VIDEO_CODECS = ("video/VP8", "video/H264")
 AUDIO_CODECS = ("audio/opus",)
+
+# Publisher sockets: room for ~3000 packets (a keyframe burst while the loop
+# is busy fanning out the previous one).
+PUBLISHER_RCVBUF_BYTES = 4 * 1024 * 1024
 
 
 def strip_mdns_candidates(sdp: str) -> str:
@@ -154,6 +159,7 @@ class Transport:
                 new.append(producer)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
+            hooks.enlarge_receive_buffers(self.pc, PUBLISHER_RCVBUF_BYTES)
         logger.info("- transport %s published %d track(s)", self.id, len(new))
         return self.pc.localDescription.sdp, new
 

@@ -292,3 +292,28 @@ def test_the_counting_wrappers_count_each_codec_made() -> None:
     assert type(decoder).__name__ == "Vp8Decoder" and type(encoder).__name__ == "Vp8Encoder"
     assert hooks.COUNTERS["decoders_created"] == before["decoders_created"] + 1, "decoder counter did not count"
     assert hooks.COUNTERS["encoders_created"] == before["encoders_created"] + 1, "encoder counter did not count"
+
+
+async def test_publisher_sockets_get_the_enlarged_receive_buffer() -> None:
+    """enlarge_receive_buffers reaches the ICE sockets through aioice's _protocols."""
+    import socket
+
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    from media.aiortc_hooks import enlarge_receive_buffers, set_ice_host_addresses
+
+    set_ice_host_addresses(["127.0.0.1"])
+    try:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        enlarge_receive_buffers(pc, 1 << 20)
+        dtls = pc.getTransceivers()[0].receiver.transport
+        sockets = [p.transport.get_extra_info("socket") for p in dtls.transport._connection._protocols]
+        assert sockets, "aioice Connection._protocols no longer lists the candidate sockets"
+        for sock in sockets:
+            # Linux doubles the request (bookkeeping); capped by net.core.rmem_max
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) > 212992
+        await pc.close()
+    finally:
+        set_ice_host_addresses([])
