@@ -60,11 +60,14 @@ class Producer:
         kind: str,
         app_data: dict[str, Any],
         clock: PublisherClock,
+        mime_type: str,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.kind = kind
         self.app_data = app_data
-        self.mime_type = ""
+        # The codec our answer allowed (one per track): consumers made before
+        # the publisher connects must already offer it.
+        self.mime_type = mime_type
         self.clock_rate = 90000 if kind == "video" else 48000
         self.payload_types: dict[int, str] = {}
         self._transport = transport
@@ -73,7 +76,7 @@ class Producer:
         self._closed = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._consumers: list["Consumer"] = []
-        self._is_keyframe: Optional[Callable[[bytes], bool]] = None
+        self._is_keyframe: Optional[Callable[[bytes], bool]] = keyframe_detector(mime_type)
         self.cache: PacketCache[Any] = PacketCache(512 if kind == "video" else 128)
         self.media_ssrc: Optional[int] = None
         # last sender report mapped to our clock: (our unix time, rtp timestamp)

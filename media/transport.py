@@ -153,7 +153,9 @@ class Transport:
                 kind = transceiver.kind
                 transceiver.setCodecPreferences(preferences[mid])
                 transceiver.direction = "recvonly"
-                producer = Producer(self, transceiver.receiver, kind, dict(tracks[mid]), self._clock)
+                producer = Producer(
+                    self, transceiver.receiver, kind, dict(tracks[mid]), self._clock, preferences[mid][0].mimeType
+                )
                 self._producers[mid] = producer
                 self._router._add_producer(producer)
                 new.append(producer)
@@ -171,7 +173,7 @@ class Transport:
         codecs = [
             c
             for c in RTCRtpSender.getCapabilities(producer.kind).codecs
-            if c.mimeType.lower() in (producer.mime_type.lower() or _default_mime(producer.kind), "video/rtx")
+            if c.mimeType.lower() in (producer.mime_type.lower(), "video/rtx")
         ]
         transceiver.setCodecPreferences(codecs)
         consumer = Consumer(self, producer, transceiver, dict(app_data))
@@ -252,6 +254,3 @@ class Transport:
         if not self._closed:
             consumer.transceiver.direction = "inactive"
 
-
-def _default_mime(kind: str) -> str:
-    return "video/vp8" if kind == "video" else "audio/opus"

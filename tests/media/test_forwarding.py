@@ -525,3 +525,28 @@ async def test_the_server_creates_no_decoder_and_no_encoder(clients: Clients) ->
     # The counters do count: the clients in this process made codecs.
     assert hooks.COUNTERS["encoders_created"] - before["encoders_created"] >= 2
     assert hooks.COUNTERS["decoders_created"] - before["decoders_created"] >= 2
+
+
+# --- H.264 when it is what the publisher offers --------------------------------------------------
+async def test_an_h264_publisher_is_forwarded_as_h264_and_decodes_at_640x480(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    from aiortc import RTCRtpSender
+
+    router = await plane.create_router({"session": "h264"})
+    pc = clients.new_pc()
+    transceiver = pc.addTransceiver(synthetic.TestPatternTrack(), direction="sendonly")
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+    transceiver.setCodecPreferences(h264)
+    await pc.setLocalDescription(await pc.createOffer())
+    assert "VP8" not in pc.localDescription.sdp
+    up = await router.create_transport({"peer": "teacher"})
+    answer, (video,) = await up.publish(pc.localDescription.sdp, {transceiver.mid: {"source": "camera"}})
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    assert "H264" in answer and "VP8" not in answer
+
+    sub = await clients.subscribe(router, [video], "room")
+    await wait_for(lambda: sub.frames["video"] >= 15, 15, "15 decoded H.264 frames")
+    assert video.mime_type.lower() == "video/h264"
+    assert sub.sizes == {(640, 480)}
+    assert sub.consumer("video").keyframes_started == 1
