@@ -170,7 +170,7 @@ class Consumer:
             self._last_keyframe_ask = now
             self._producer.request_keyframe()
 
-    def forward(self, buf: bytearray, packet: Any, keyframe: bool) -> None:
+    def forward(self, buf: bytearray, packet: Any, keyframe: bool, now: float) -> None:
         send = self._send
         if send is None:
             send = self._send = hooks.fast_sender(self._transport.dtls)
@@ -204,7 +204,7 @@ class Consumer:
         self.octets += len(packet.payload)
         self._last_seq = seq
         self._last_ts = ts
-        self._last_time = time.time()
+        self._last_time = now
 
     def _retransmit(self, out_seq: int) -> None:
         send = self._send

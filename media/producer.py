@@ -197,7 +197,7 @@ class Producer:
                 buf += payload
                 templates[layout.key] = buf
             try:
-                consumer.forward(buf, packet, keyframe)
+                consumer.forward(buf, packet, keyframe, now)
             except Exception:
                 # An exception reaching aiortc here closes the *publisher's*
                 # DTLS transport: one subscriber's dead socket must not do that.

@@ -241,10 +241,8 @@ class Transport:
             asyncio.ensure_future(self.close())
 
     def _forget_producer(self, producer: Producer) -> None:
-        for mid, p in list(self._producers.items()):
-            if p is producer:
-                # keep the mid reserved so a re-offer does not recreate it
-                self._producers[mid] = producer
+        # The closed producer stays in self._producers: its mid remains taken,
+        # so a re-offer that still lists that m-line does not recreate it.
         self._router._remove_producer(producer)
 
     async def _forget_consumer(self, consumer: Consumer) -> None:

@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace) -> int:
             say(f"t={time.monotonic() - started:4.0f}s  {line}")
 
         stats = await api.stats()
-        counters = stats.get("media", stats).get("counters", stats.get("media", stats))
+        counters = stats["media"]
         results = []
         ok = True
         for c in clients[1:]:
