@@ -1,4 +1,5 @@
-// Admin page: sessions, rooms (with page links to hand out) and server counters.
+// Admin page: sessions (with their attendance), rooms (with page links to hand
+// out) and server counters.
 // Credentials: ?token=<admin JWT> or ?key=<admin key>, sent as a bearer token.
 import { $, el, params } from './common.js';
 
@@ -66,9 +67,97 @@ function renderSessions(sessions, roomsById) {
     el('td', {}, s.subject || ''),
     el('td', {}, roomsById.get(s.lecture_room_id)?.name || s.lecture_room_id || ''),
     el('td', {}, fmtTime(s.started_at || s.scheduled_at)),
+    el('td', {}, s.status === 'scheduled' ? '' : el('button', {
+      type: 'button', class: 'attendance', style: 'background: #2b3947', onclick: () => showAttendance(s),
+    }, '出勤 (Attendance)')),
   )));
-  if (!rows.length) $('sessions').append(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, '暂无 (none)')));
+  if (!rows.length) $('sessions').append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, '暂无 (none)')));
 }
+
+// --- attendance of one session (docs/protocol.md, RoomAttendance) ---------------
+
+let attendanceSession = null; // the session whose attendance is shown, or null
+
+// seconds -> m:ss (minutes keep counting past an hour: 75:03)
+function fmtDuration(seconds) {
+  const whole = Math.max(0, Math.floor(Number(seconds) || 0));
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
+}
+
+function renderAttendance(rooms) {
+  const body = $('attendance-rooms');
+  body.replaceChildren(...rooms.map((r) => el('tr', { 'data-room': r.room_id },
+    el('td', {}, r.school_name || r.school_id || ''),
+    el('td', {}, r.room_name || r.room_id, ' ',
+      el('span', { class: 'muted' }, r.role === 'teacher' ? '(主讲 lecture)' : '(听课 classroom)')),
+    el('td', {}, String(r.joins)),
+    el('td', {}, fmtTime(r.first_joined_at)),
+    el('td', {}, r.connected_now
+      ? el('span', { class: 'badge live' }, '在线 (connected now)')
+      : fmtTime(r.last_left_at)),
+    el('td', { 'data-seconds': r.connected_s }, fmtDuration(r.connected_s)),
+  )));
+  if (!rooms.length) {
+    body.append(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, '暂无出勤记录 (nobody has joined)')));
+  }
+}
+
+async function loadAttendance() {
+  const session = attendanceSession;
+  if (!session) return;
+  try {
+    const data = await api('GET', `/api/sessions/${encodeURIComponent(session.id)}/attendance`);
+    if (attendanceSession?.id !== session.id) return; // another session was picked meanwhile
+    hook.data.attendance = data;
+    renderAttendance(list(data, 'rooms'));
+    $('attendance-message').textContent = '';
+  } catch (e) {
+    if (attendanceSession?.id === session.id) $('attendance-message').textContent = `失败 (failed): ${e.message}`;
+  }
+}
+
+function showAttendance(session) {
+  attendanceSession = session;
+  hook.data.attendance = null;
+  $('attendance-title').textContent = session.title || session.id;
+  $('attendance-rooms').replaceChildren();
+  $('attendance-message').textContent = '加载中 (loading)';
+  $('attendance').hidden = false;
+  $('attendance').scrollIntoView({ behavior: 'smooth', block: 'nearest' });
+  loadAttendance();
+}
+
+// The CSV needs the bearer header, which a plain link cannot send: fetch it
+// and hand the browser a Blob URL to save.
+async function downloadCsv(ev) {
+  ev.preventDefault();
+  const session = attendanceSession;
+  if (!session) return;
+  try {
+    const res = await fetch(`/api/sessions/${encodeURIComponent(session.id)}/attendance.csv`, { headers: headers() });
+    if (!res.ok) {
+      let message = `${res.status} ${res.statusText}`;
+      try { message = (await res.json()).error.message || message; } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    const blob = await res.blob();
+    const url = URL.createObjectURL(blob);
+    const a = el('a', { href: url, download: `attendance-${session.id}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (e) {
+    $('attendance-message').textContent = `下载失败 (download failed): ${e.message}`;
+  }
+}
+
+$('attendance-csv').addEventListener('click', downloadCsv);
+$('attendance-close').addEventListener('click', () => {
+  attendanceSession = null;
+  hook.data.attendance = null;
+  $('attendance').hidden = true;
+});
 
 function pageFor(role) {
   return role === 'teacher' ? 'teacher.html' : 'classroom.html';
@@ -150,6 +239,11 @@ async function refresh() {
     const roomsById = new Map(roomList.map((r) => [r.id, r]));
     renderSessions(sessionList, roomsById);
     renderRooms(roomList, schoolsById);
+    if (attendanceSession) {
+      // follow the session's newest state (a live lesson's times count up)
+      attendanceSession = sessionList.find((s) => s.id === attendanceSession.id) || attendanceSession;
+      await loadAttendance();
+    }
     try {
       const stats = await api('GET', '/api/stats');
       hook.data.stats = stats;

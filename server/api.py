@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import tokens
+from . import attendance, tokens
 from .keys import LIVE, MEDIA, SETTINGS, STORE
 from .models import ROOM_KINDS, SESSION_STATUSES, iso_utc, utc_now
 from .validation import Body, parse_json, query_choice, query_text
@@ -193,6 +193,35 @@ async def end_session(request: web.Request) -> web.Response:
     return web.json_response(session.to_json())
 
 
+# --- attendance ------------------------------------------------------------------------
+
+
+async def get_attendance(request: web.Request) -> web.Response:
+    session_id = request.match_info["id"]
+    records = await request.app[STORE].list_attendance(session_id)
+    now = utc_now()
+    return web.json_response(
+        {
+            "session_id": session_id,
+            "records": [attendance.record_json(r, now) for r in records],
+            "rooms": attendance.summarize(records, now),
+        }
+    )
+
+
+async def get_attendance_csv(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    session = await store.get_session(request.match_info["id"])
+    records = await store.list_attendance(session.id)
+    text = attendance.to_csv(session, records, utc_now())
+    return web.Response(
+        body=text.encode("utf-8"),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="attendance-{session.id}.csv"'},
+    )
+
+
 # --- tokens ----------------------------------------------------------------------------
 
 
@@ -247,4 +276,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/sessions/{id}", get_session)
     r.add_post("/api/sessions/{id}/start", start_session)
     r.add_post("/api/sessions/{id}/end", end_session)
+    r.add_get("/api/sessions/{id}/attendance", get_attendance)
+    r.add_get("/api/sessions/{id}/attendance.csv", get_attendance_csv)
     r.add_post("/api/tokens", create_token)

@@ -60,7 +60,16 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 
 async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
-    await app[STORE].open()
+    store = app[STORE]
+    await store.open()
+    try:
+        # records a crash left open end when the server last saw them connected
+        closed = await store.close_open_attendance()
+    except BaseException:
+        await store.close()
+        raise
+    if closed:
+        log.info("- closed %d attendance records left open by the last run", closed)
     yield
     await app[STORE].close()
 

@@ -65,11 +65,53 @@ class ClassSession:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class AttendanceRecord:
+    """One join of a teacher or classroom to a class session, as stored, with
+    its room's and school's names joined in when listed (they are the names
+    of now: a renamed room shows its new name). Times are ISO-8601 UTC with
+    milliseconds (``iso_utc_ms``); ``seen_at`` is the last time the server saw
+    the participant connected (the heartbeat), ``left_at``/``left_reason``
+    are None while connected. The JSON shape (with ``connected_s``) is
+    ``server.attendance.record_json``."""
+
+    id: str
+    session_id: str
+    participant_id: str
+    room_id: str
+    room_name: str
+    school_id: str
+    school_name: str
+    role: str
+    name: str
+    joined_at: str
+    seen_at: str
+    left_at: str | None
+    left_reason: str | None
+
+
 def iso_utc(moment: datetime) -> str:
     """``2025-03-01T08:00:00Z``: second precision, always UTC."""
     if moment.tzinfo is None:
         raise ValueError("datetime must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_utc_ms(moment: datetime) -> str:
+    """``2025-03-01T08:00:00.250Z``: millisecond precision (truncated), always
+    UTC. Fixed width, so these strings sort as the times do."""
+    if moment.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """The aware datetime of an ISO-8601 string with a zone (``...Z`` too)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"time {text!r} has no timezone")
+    return moment
 
 
 def utc_now() -> datetime:

@@ -26,6 +26,7 @@ from .errors import Conflict, Invalid, NotFound
 from .ids import new_id
 from .models import (
     ROOM_KIND_NOUNS,
+    AttendanceRecord,
     ClassSession,
     Pairing,
     Room,
@@ -33,6 +34,7 @@ from .models import (
     School,
     SessionStatus,
     iso_utc,
+    iso_utc_ms,
 )
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,29 @@ MIGRATIONS: tuple[str, ...] = (
     -- at most one live session per lecture room
     CREATE UNIQUE INDEX sessions_one_live ON sessions(lecture_room_id) WHERE status = 'live';
     """,
+    # 1 -> 2: attendance, one row per join of a teacher or classroom. Times are
+    # ISO-8601 UTC with milliseconds (fixed width: they sort as text). room_id
+    # does not reference rooms: a classroom may be deleted after its lessons,
+    # and its attendance stays as the school's record.
+    """
+    CREATE TABLE attendance (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        participant_id TEXT NOT NULL,
+        room_id TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('teacher', 'classroom')),
+        name TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        left_at TEXT,
+        left_reason TEXT
+    );
+    CREATE INDEX attendance_by_session ON attendance(session_id, joined_at);
+    CREATE INDEX attendance_open ON attendance(left_at) WHERE left_at IS NULL;
+    """,
 )
+
+ATTENDANCE_ROLES = ("teacher", "classroom")
 
 
 class Store(Protocol):
@@ -142,6 +166,39 @@ class Store(Protocol):
     async def start_session(self, session_id: str, now: datetime) -> ClassSession: ...
 
     async def end_session(self, session_id: str, now: datetime) -> ClassSession: ...
+
+    # attendance (docs/protocol.md, AttendanceRecord)
+
+    async def attendance_join(
+        self,
+        session_id: str,
+        participant_id: str,
+        room_id: str,
+        role: str,
+        name: str,
+        at: datetime,
+    ) -> str:
+        """A new open record (``seen_at`` = ``at``); its id. ``role`` is
+        ``teacher`` or ``classroom`` (admins are not recorded). NotFound for
+        an unknown session."""
+        ...
+
+    async def attendance_leave(self, record_id: str, at: datetime, reason: str) -> None:
+        """Close a record if it is still open; otherwise (or for an unknown
+        id) do nothing."""
+        ...
+
+    async def attendance_touch(self, record_ids: list[str], at: datetime) -> None:
+        """Heartbeat: the still-open ones of these records were seen at ``at``."""
+        ...
+
+    async def close_open_attendance(self, reason: str = "server restarted") -> int:
+        """On startup: close every open record at its ``seen_at``; how many."""
+        ...
+
+    async def list_attendance(self, session_id: str) -> list[AttendanceRecord]:
+        """A session's records in join order. NotFound for an unknown session."""
+        ...
 
 
 class SqliteStore:
@@ -448,6 +505,99 @@ class SqliteStore:
             return _get_session(db, session_id)
 
         return await self._tx(end)
+
+    # --- attendance -----------------------------------------------------------
+
+    async def attendance_join(
+        self,
+        session_id: str,
+        participant_id: str,
+        room_id: str,
+        role: str,
+        name: str,
+        at: datetime,
+    ) -> str:
+        if role not in ATTENDANCE_ROLES:
+            raise ValueError(f"attendance is kept for teachers and classrooms, not {role!r}")
+        record_id = new_id()
+        when = iso_utc_ms(at)
+
+        def join(db: sqlite3.Connection) -> None:
+            _get_session(db, session_id)
+            _insert(
+                db,
+                "attendance",
+                {
+                    "id": record_id,
+                    "session_id": session_id,
+                    "participant_id": participant_id,
+                    "room_id": room_id,
+                    "role": role,
+                    "name": name,
+                    "joined_at": when,
+                    "seen_at": when,
+                    "left_at": None,
+                    "left_reason": None,
+                },
+            )
+
+        await self._tx(join)
+        return record_id
+
+    async def attendance_leave(self, record_id: str, at: datetime, reason: str) -> None:
+        when = iso_utc_ms(at)
+
+        def leave(db: sqlite3.Connection) -> None:
+            # never before the join, however the clock stepped
+            db.execute(
+                "UPDATE attendance SET left_at = MAX(joined_at, ?), left_reason = ?,"
+                " seen_at = MAX(seen_at, ?) WHERE id = ? AND left_at IS NULL",
+                (when, reason, when, record_id),
+            )
+
+        await self._tx(leave)
+
+    async def attendance_touch(self, record_ids: list[str], at: datetime) -> None:
+        if not record_ids:
+            return
+        when = iso_utc_ms(at)
+
+        def touch(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE attendance SET seen_at = MAX(seen_at, ?) WHERE id = ? AND left_at IS NULL",
+                [(when, record_id) for record_id in record_ids],
+            )
+
+        await self._tx(touch)
+
+    async def close_open_attendance(self, reason: str = "server restarted") -> int:
+        def close_open(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "UPDATE attendance SET left_at = seen_at, left_reason = ? WHERE left_at IS NULL",
+                (reason,),
+            )
+            return cursor.rowcount
+
+        return await self._tx(close_open)
+
+    async def list_attendance(self, session_id: str) -> list[AttendanceRecord]:
+        def list_(db: sqlite3.Connection) -> list[AttendanceRecord]:
+            _get_session(db, session_id)
+            rows = _select(
+                db,
+                # rooms and schools may be gone (a deleted classroom): names empty
+                "SELECT a.id, a.session_id, a.participant_id, a.room_id,"
+                " COALESCE(r.name, '') AS room_name, COALESCE(r.school_id, '') AS school_id,"
+                " COALESCE(s.name, '') AS school_name, a.role, a.name, a.joined_at,"
+                " a.seen_at, a.left_at, a.left_reason"
+                " FROM attendance a LEFT JOIN rooms r ON r.id = a.room_id"
+                " LEFT JOIN schools s ON s.id = r.school_id"
+                " WHERE a.session_id = ? ORDER BY a.joined_at, a.rowid",
+                (session_id,),
+            )
+            return [AttendanceRecord(**row) for row in rows]
+
+        return await self._tx(list_)
 
 
 # --- helpers run on the store thread ----------------------------------------
