@@ -74,6 +74,7 @@ class Producer:
         self._receiver = receiver
         self._clock = clock
         self._closed = False
+        self._paused = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._consumers: list["Consumer"] = []
         self._is_keyframe: Optional[Callable[[bytes], bool]] = keyframe_detector(mime_type)
@@ -98,6 +99,26 @@ class Producer:
     def on_close(self, callback: Callable[[], None]) -> None:
         self._close_callbacks.append(callback)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Forward nothing (a muted mic, a camera turned off) until ``resume``."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Forward again: every consumer continues its seq/timestamps and,
+        for video, waits for the keyframe asked for here."""
+        if not self._paused:
+            return
+        self._paused = False
+        for consumer in self._consumers:
+            consumer._restart()
+        if self.kind == "video":
+            self._last_keyframe_request = -1e9
+            self.request_keyframe()
+
     def request_keyframe(self) -> None:
         """Send a PLI upstream, at most once per KEYFRAME_REQUEST_INTERVAL_S."""
         if self.kind != "video" or self._closed or self.media_ssrc is None:
@@ -120,6 +141,7 @@ class Producer:
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "consumers": len(self._consumers),
+            "paused": self._paused,
             "app_data": self.app_data,
         }
 
@@ -178,7 +200,7 @@ class Producer:
         self.last_packet = (now, packet.timestamp)
         self.cache.put(packet.sequence_number, packet)
         consumers = self._consumers
-        if not consumers:
+        if not consumers or self._paused:
             return
         keyframe = self._is_keyframe is not None and self._is_keyframe(payload)
         if keyframe:

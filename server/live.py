@@ -18,15 +18,19 @@ from typing import Any
 
 from .downlink import Downlink
 from .messages import RequestId, SignalError
-from .models import ClassSession
+from .models import ClassSession, utc_now
 from .peer import Peer
-from .policy import may_publish, sees_participant, subscription
+from .policy import Action, may_publish, receives, refusal, sees_participant, subscription
 from .seam import MediaPlane, Producer, Router, Transport
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 ADMINS = "*"  # socket registry key of admin sockets: they hear about every session
+# Open attendance records are touched this often, so a crash loses at most this much.
+ATTENDANCE_TOUCH_S = 30.0
+# The mute switch that turns a producer off, by the producer's source.
+MUTE_SWITCH = {"mic": "mic", "camera": "camera"}  # courseware has none
 
 
 class LiveSession:
@@ -36,6 +40,7 @@ class LiveSession:
         self.producers: dict[str, tuple[Peer, Producer]] = {}  # producer id -> (owner, producer)
         self.router: Router | None = None
         self.ended = False
+        self.next_hand = 1  # raise-hand tickets grow through the session
         self._router_lock = asyncio.Lock()
 
     async def get_router(self, media: MediaPlane) -> Router:
@@ -54,6 +59,7 @@ def producer_info(owner: Peer, producer: Producer) -> dict[str, Any]:
         "kind": producer.kind,
         "source": producer.app_data.get("source"),
         "layer": producer.app_data.get("layer", 0),
+        "paused": producer.paused,
     }
 
 
@@ -64,6 +70,7 @@ class Live:
         self.sockets: dict[str, set[Peer]] = {}  # room id (or "*") -> open, welcomed sockets
         self.sessions: dict[str, LiveSession] = {}  # session id -> joined live session
         self._tasks: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # --- sockets -------------------------------------------------------------
 
@@ -138,7 +145,7 @@ class Live:
         live.ended = True
         live.producers.clear()
         for peer in list(live.peers.values()):
-            await self._detach(peer)
+            await self._detach(peer, "session ended")
         live.peers.clear()
         if live.router is not None:
             await live.router.close()
@@ -149,6 +156,8 @@ class Live:
         for live in list(self.sessions.values()):
             await self._close_live_session(live)
         self.sessions.clear()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         for task in list(self._tasks):
             task.cancel()
 
@@ -169,9 +178,16 @@ class Live:
             live = self.sessions[session.id] = LiveSession(session)
         router = await live.get_router(media)
         transport = await router.create_transport({"participant_id": peer.id, "direction": "down"})
+        attendance_id = None
+        if not (live.ended or peer.live is not None or peer.ws.closed):
+            attendance_id = await self._attendance_join(peer, session.id)
         if live.ended or peer.live is not None or peer.ws.closed:
             await transport.close()
+            await self._attendance_left(attendance_id, "leave")
             raise SignalError("no_session", f"session {session.id} ended while joining", re)
+        self._ensure_heartbeat()
+        peer.reset_interaction()
+        peer.attendance_id = attendance_id
         peer.live = live
         peer.downlink = Downlink(transport, router, peer.id, peer.send)
         self._watch(peer, transport)
@@ -193,7 +209,7 @@ class Live:
         auto = [
             producer_id
             for producer_id, (owner, _) in live.producers.items()
-            if subscription(peer.role, owner.role) == "auto"
+            if receives(peer.role, owner.role, owner.on_stage)
         ]
         if auto:
             peer.downlink.want(auto)
@@ -226,20 +242,23 @@ class Live:
             if owner is peer:
                 self._producer_gone(live, producer_id)
         live.peers.pop(peer.id, None)
-        await self._detach(peer)
         for other in live.peers.values():
             if sees_participant(other.role, peer.role):
                 other.send(
                     {"type": "participant_left", "participant_id": peer.id, "reason": reason}
                 )
+        await self._detach(peer, reason or "leave")
         log.info("- %r left session %s (%s)", peer, live.session.id, reason or "leave")
         return True
 
-    async def _detach(self, peer: Peer) -> None:
+    async def _detach(self, peer: Peer, reason: str) -> None:
         """Close the peer's transports; forget them first so their ``on_close``
-        is not taken for a vanished peer."""
+        is not taken for a vanished peer. Closes its attendance record."""
         up, downlink = peer.up, peer.downlink
         peer.live, peer.up, peer.downlink = None, None, None
+        attendance_id, peer.attendance_id = peer.attendance_id, None
+        peer.reset_interaction()
+        await self._attendance_left(attendance_id, reason)
         if downlink is not None:
             await downlink.close()
         if up is not None:
@@ -313,6 +332,8 @@ class Live:
         for producer in producers:
             live.producers[producer.id] = (peer, producer)
             producer.on_close(self._on_producer_close(live, producer.id))
+            if self._is_muted(peer, producer):
+                producer.pause()
         peer.send(
             {
                 "type": "published",
@@ -327,7 +348,7 @@ class Live:
                 if other is peer:
                     continue
                 other.send({"type": "producer_added", "producer": producer_info(peer, producer)})
-                if other.downlink is not None and subscription(other.role, peer.role) == "auto":
+                if other.downlink is not None and receives(other.role, peer.role, peer.on_stage):
                     other.downlink.want([producer.id])
 
     async def unpublish(self, peer: Peer, producer_id: str, re: RequestId | None) -> None:
@@ -371,10 +392,13 @@ class Live:
                 raise SignalError(
                     "forbidden", f"producer {producer_id} is yours; you cannot receive it", re
                 )
-            if subscription(peer.role, owner.role) == "forbidden":
+            rule = subscription(peer.role, owner.role)
+            if rule == "forbidden":
                 raise SignalError(
                     "forbidden", f"role {peer.role} may not receive role {owner.role}", re
                 )
+            if rule == "stage" and not owner.on_stage:
+                raise SignalError("forbidden", f"participant {owner.id} is not on stage", re)
         assert peer.downlink is not None
         peer.downlink.want(producer_ids)
         peer.send({"type": "subscribed", "producer_ids": producer_ids, "re": re})
@@ -393,6 +417,196 @@ class Live:
         except SignalError as e:
             e.re = re
             raise
+
+    # --- interaction: hands, stage, mute (docs/protocol.md, section 9) -----------
+
+    def _check(
+        self, peer: Peer, action: Action, participant_id: str | None, re: RequestId | None,
+        **details: Any,
+    ) -> tuple[LiveSession, Peer]:
+        """The session and the participant acted on, after the permission checks:
+        first what the actor's role may do at all, then on this target."""
+        live = self._joined(peer, re)
+        on_self = participant_id is None or participant_id == peer.id
+        target_id = None if on_self and action not in ("stage", "unstage") else participant_id
+        problem = refusal(action, peer.role, target_id=target_id, target_role="classroom")
+        if problem is not None:
+            raise SignalError("forbidden", problem, re)
+        target = peer
+        if not on_self:
+            assert participant_id is not None
+            found = live.peers.get(participant_id)
+            if found is None or not sees_participant(peer.role, found.role):
+                raise SignalError("not_found", f"participant {participant_id} not found", re)
+            target = found
+        problem = refusal(action, peer.role, target_id=target_id, target_role=target.role, **details)
+        if problem is not None:
+            raise SignalError("forbidden", problem, re)
+        return live, target
+
+    def _updated(self, live: LiveSession, changed: list[Peer], origin: Peer, action: Action,
+                 re: RequestId | None) -> None:
+        """Push every changed participant to everyone who sees it, then reply."""
+        for target in changed:
+            message = {"type": "participant_updated", "participant": target.info()}
+            for other in live.peers.values():
+                if sees_participant(other.role, target.role):
+                    other.send(message)
+            log.info("- %r %s %r", origin, action, target)
+        origin.send(
+            {
+                "type": "moderated",
+                "action": action,
+                "participant_ids": [p.id for p in changed],
+                "re": re,
+            }
+        )
+
+    async def raise_hand(self, peer: Peer, re: RequestId | None) -> None:
+        live, target = self._check(peer, "raise_hand", None, re)
+        changed = []
+        if target.hand is None:
+            target.hand = live.next_hand
+            live.next_hand += 1
+            changed.append(target)
+        self._updated(live, changed, peer, "raise_hand", re)
+
+    async def lower_hand(self, peer: Peer, participant_id: str | None, re: RequestId | None) -> None:
+        live, target = self._check(peer, "lower_hand", participant_id, re)
+        changed = []
+        if target.hand is not None:
+            target.hand = None
+            changed.append(target)
+        self._updated(live, changed, peer, "lower_hand", re)
+
+    async def lower_all_hands(self, peer: Peer, re: RequestId | None) -> None:
+        live, _ = self._check(peer, "lower_all_hands", None, re)
+        changed = [p for p in live.peers.values() if p.hand is not None]
+        for p in changed:
+            p.hand = None
+        self._updated(live, changed, peer, "lower_all_hands", re)
+
+    async def stage(
+        self, peer: Peer, participant_id: str, limit: int, re: RequestId | None
+    ) -> None:
+        live, target = self._check(peer, "stage", participant_id, re)
+        changed = []
+        if not target.on_stage:
+            on_stage = sum(1 for p in live.peers.values() if p.on_stage)
+            if on_stage >= limit:
+                noun = "classroom" if limit == 1 else "classrooms"
+                raise SignalError(
+                    "conflict", f"at most {limit} {noun} may be on stage; unstage one first", re
+                )
+            target.on_stage = True
+            target.hand = None  # taken
+            changed.append(target)
+            self._follow_stage(live, target)
+        self._updated(live, changed, peer, "stage", re)
+
+    async def unstage(self, peer: Peer, participant_id: str, re: RequestId | None) -> None:
+        live, target = self._check(peer, "unstage", participant_id, re)
+        changed = []
+        if target.on_stage:
+            target.on_stage = False
+            changed.append(target)
+            self._follow_stage(live, target)
+        self._updated(live, changed, peer, "unstage", re)
+
+    def _follow_stage(self, live: LiveSession, target: Peer) -> None:
+        """Give (or take away) ``target``'s tracks to those who receive it only on stage."""
+        own = [pid for pid, (owner, _) in live.producers.items() if owner is target]
+        if not own:
+            return
+        for other in live.peers.values():
+            if other is target or other.downlink is None:
+                continue
+            if subscription(other.role, target.role) != "stage":
+                continue
+            if target.on_stage:
+                other.downlink.want(own)
+            else:
+                other.downlink.unwant(own)
+
+    async def mute(
+        self, peer: Peer, participant_id: str | None, source: str, muted: bool,
+        re: RequestId | None,
+    ) -> None:
+        live = self._joined(peer, re)
+        current = peer.muted.get(source)
+        if participant_id is not None and participant_id != peer.id:
+            found = live.peers.get(participant_id)
+            current = found.muted.get(source) if found is not None else None
+        live, target = self._check(
+            peer, "mute", participant_id, re, muting=muted, source=source, muted_by=current
+        )
+        if not muted:
+            state = None
+        elif (peer.role == "teacher" and target is not peer) or current == "teacher":
+            state = "teacher"
+        else:
+            state = "self"
+        changed = []
+        if state != current:
+            target.muted[source] = state  # type: ignore[assignment]
+            changed.append(target)
+            for owner, producer in list(live.producers.values()):
+                if owner is target and MUTE_SWITCH.get(producer.app_data.get("source", "")) == source:
+                    if state is None:
+                        producer.resume()
+                    else:
+                        producer.pause()
+        self._updated(live, changed, peer, "mute", re)
+
+    @staticmethod
+    def _is_muted(peer: Peer, producer: Producer) -> bool:
+        switch = MUTE_SWITCH.get(producer.app_data.get("source", ""))
+        return switch is not None and peer.muted.get(switch) is not None
+
+    # --- attendance --------------------------------------------------------------
+
+    async def _attendance_join(self, peer: Peer, session_id: str) -> str | None:
+        """Open the attendance record of this join (teachers and classrooms).
+        A store failure is logged, never a reason to refuse the lesson."""
+        if peer.room is None:
+            return None
+        try:
+            return await self.store.attendance_join(
+                session_id, peer.id, peer.room.id, peer.role, peer.name, utc_now()
+            )
+        except Exception:
+            log.exception("x attendance of %r not recorded", peer)
+            return None
+
+    async def _attendance_left(self, record_id: str | None, reason: str) -> None:
+        if record_id is None:
+            return
+        try:
+            await self.store.attendance_leave(record_id, utc_now(), reason)
+        except Exception:
+            log.exception("x attendance record %s not closed", record_id)
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._touch_attendance(), name="attendance-heartbeat"
+            )
+
+    async def _touch_attendance(self) -> None:
+        while True:
+            await asyncio.sleep(ATTENDANCE_TOUCH_S)
+            open_ids = [
+                p.attendance_id
+                for live in self.sessions.values()
+                for p in live.peers.values()
+                if p.attendance_id is not None
+            ]
+            if not open_ids:
+                continue
+            try:
+                await self.store.attendance_touch(open_ids, utc_now())
+            except Exception:
+                log.exception("x attendance heartbeat failed")
 
     # --- stats -----------------------------------------------------------------
 

@@ -28,7 +28,7 @@ ErrorCode = Literal[
 
 RequestId = str | int | float
 
-FieldKind = Literal["string", "object", "string_list", "tracks"]
+FieldKind = Literal["string", "object", "string_list", "tracks", "boolean", "mute_source"]
 
 # type -> field -> (kind, required)
 SCHEMAS: dict[str, dict[str, tuple[FieldKind, bool]]] = {
@@ -47,9 +47,20 @@ SCHEMAS: dict[str, dict[str, tuple[FieldKind, bool]]] = {
     "answer": {"sdp": ("string", True)},
     "subscribe": {"producer_ids": ("string_list", True)},
     "unsubscribe": {"producer_ids": ("string_list", True)},
+    "raise_hand": {},
+    "lower_hand": {"participant_id": ("string", False)},
+    "lower_all_hands": {},
+    "stage": {"participant_id": ("string", True)},
+    "unstage": {"participant_id": ("string", True)},
+    "mute": {
+        "participant_id": ("string", False),
+        "source": ("mute_source", True),
+        "muted": ("boolean", True),
+    },
 }
 
-SOURCES = ("camera", "mic", "screen")
+SOURCES = ("camera", "mic", "courseware")
+MUTE_SOURCES = ("mic", "camera")  # what a mute turns off: the mic, or the camera
 MAX_LAYER = 2  # layers of one source: 0 = full resolution, 1, 2 = lower
 
 
@@ -119,6 +130,12 @@ def _check(kind: FieldKind, name: str, value: Any) -> str | None:
         return None if isinstance(value, str) else f"field '{name}' must be a string"
     if kind == "object":
         return None if isinstance(value, dict) else f"field '{name}' must be an object"
+    if kind == "boolean":
+        return None if isinstance(value, bool) else f"field '{name}' must be a boolean"
+    if kind == "mute_source":
+        if value in MUTE_SOURCES:
+            return None
+        return f"field '{name}' must be one of {', '.join(MUTE_SOURCES)}"
     if kind == "string_list":
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .models import Room
+from .policy import MutedBy
 from .tokens import Role
 
 if TYPE_CHECKING:
@@ -38,12 +39,19 @@ class Peer:
         role: Role,
         room: Room | None,
         name: str,
+        school_name: str | None = None,
     ) -> None:
         self.ws = ws
         self.id = participant_id
         self.role: Role = role
         self.room = room
         self.name = name
+        self.school_name = school_name
+        # interaction state of the current join (docs/protocol.md, section 9)
+        self.hand: int | None = None  # raise-hand ticket: lower = earlier
+        self.on_stage = False
+        self.muted: dict[str, MutedBy | None] = {"mic": None, "camera": None}
+        self.attendance_id: str | None = None  # the store's record of this join
         # media state, set while joined to a live session
         self.live: LiveSession | None = None
         self.up: Transport | None = None  # the client publishes on it
@@ -69,8 +77,18 @@ class Peer:
             "room_id": self.room.id if self.room else None,
             "room_name": self.room.name if self.room else None,
             "school_id": self.room.school_id if self.room else None,
+            "school_name": self.school_name,
             "name": self.name,
+            "hand": self.hand,
+            "on_stage": self.on_stage,
+            "muted": dict(self.muted),
         }
+
+    def reset_interaction(self) -> None:
+        """Back to hand down, off stage, unmuted (a new join starts clean)."""
+        self.hand = None
+        self.on_stage = False
+        self.muted = {"mic": None, "camera": None}
 
     def send(self, message: dict[str, Any]) -> None:
         self._enqueue(message, first=False)

@@ -36,6 +36,15 @@ class Producer(Protocol):
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once when the producer closes (any reason)."""
 
+    @property
+    def paused(self) -> bool: ...
+
+    def pause(self) -> None:
+        """Forward nothing to any consumer (a muted source) until ``resume``."""
+
+    def resume(self) -> None:
+        """Forward again; video consumers restart at the next keyframe (asked for)."""
+
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (rate-limited inside)."""
 

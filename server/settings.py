@@ -55,6 +55,8 @@ class Settings:
     # A big SDP offer is ~20 KiB; 256 KiB leaves room without inviting abuse.
     max_ws_message_bytes: int = 262144
     hello_timeout_s: float = 10.0
+    # How many classrooms the teacher may have on stage at once.
+    max_on_stage: int = 1
     log_level: str = "info"
     web_root: Path = DEFAULT_WEB_ROOT
 
@@ -308,6 +310,7 @@ _PARSERS: dict[str, Callable[[str, Any, bool], Any]] = {
     "ice_servers": _ice_servers,
     "max_ws_message_bytes": _bounded_int(4096, 16 * 1024 * 1024),
     "hello_timeout_s": _positive_number,
+    "max_on_stage": _bounded_int(1, 16),
     "log_level": _log_level,
     "web_root": _path,
 }

@@ -114,11 +114,17 @@ async def _hello(app: web.Application, ws: web.WebSocketResponse) -> Peer | None
         except Invalid as e:
             raise Unauthorized(e.message) from None
         name = _display_name(message.fields["name"], claims.name, room.name if room else None)
+        school_name = None
+        if room is not None:
+            try:
+                school_name = (await app[STORE].get_school(room.school_id)).name
+            except NotFound:
+                school_name = None
     except (Unauthorized, Invalid) as e:
         await _refuse(ws, SignalError("unauthorized", e.message, message.re), CLOSE_UNAUTHORIZED)
         return None
     live = app[LIVE]
-    peer = Peer(ws, new_id(), claims.role, room, name)
+    peer = Peer(ws, new_id(), claims.role, room, name, school_name)
     live.register(peer)  # before looking up the session, so no `session` push is missed
     session = await live.session_of(peer)
     peer.send_first(
@@ -280,6 +286,35 @@ async def _on_unsubscribe(app: web.Application, peer: Peer, message: Message) ->
     app[LIVE].unsubscribe(peer, message.fields["producer_ids"], message.re)
 
 
+async def _on_raise_hand(app: web.Application, peer: Peer, message: Message) -> None:
+    await app[LIVE].raise_hand(peer, message.re)
+
+
+async def _on_lower_hand(app: web.Application, peer: Peer, message: Message) -> None:
+    await app[LIVE].lower_hand(peer, message.fields["participant_id"], message.re)
+
+
+async def _on_lower_all_hands(app: web.Application, peer: Peer, message: Message) -> None:
+    await app[LIVE].lower_all_hands(peer, message.re)
+
+
+async def _on_stage(app: web.Application, peer: Peer, message: Message) -> None:
+    await app[LIVE].stage(
+        peer, message.fields["participant_id"], app[SETTINGS].max_on_stage, message.re
+    )
+
+
+async def _on_unstage(app: web.Application, peer: Peer, message: Message) -> None:
+    await app[LIVE].unstage(peer, message.fields["participant_id"], message.re)
+
+
+async def _on_mute(app: web.Application, peer: Peer, message: Message) -> None:
+    fields = message.fields
+    await app[LIVE].mute(
+        peer, fields["participant_id"], fields["source"], fields["muted"], message.re
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "hello": _on_hello,
     "ping": _on_ping,
@@ -292,6 +327,12 @@ HANDLERS: dict[str, Handler] = {
     "answer": _on_answer,
     "subscribe": _on_subscribe,
     "unsubscribe": _on_unsubscribe,
+    "raise_hand": _on_raise_hand,
+    "lower_hand": _on_lower_hand,
+    "lower_all_hands": _on_lower_all_hands,
+    "stage": _on_stage,
+    "unstage": _on_unstage,
+    "mute": _on_mute,
 }
 
 

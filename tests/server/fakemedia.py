@@ -53,9 +53,21 @@ class FakeProducer(_Closable):
         self.app_data = app_data
         self.router = router
         self.consumers: list[FakeConsumer] = []
+        self._paused = False
+        self.keyframe_requests = 0
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
 
     def request_keyframe(self) -> None:
-        pass
+        self.keyframe_requests += 1
 
     async def close(self) -> None:
         if self._mark_closed():

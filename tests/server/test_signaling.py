@@ -124,7 +124,7 @@ async def test_a_second_hello_is_a_bad_message(client: TestClient) -> None:
         (
             '{"type": "publish", "sdp": "v=0", "tracks": {"0": {"source": "webcam"}}}',
             "bad_message",
-            "tracks['0'].source must be one of camera, mic, screen",
+            "tracks['0'].source must be one of camera, mic, courseware",
             None,
         ),
     ],

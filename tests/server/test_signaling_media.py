@@ -106,7 +106,11 @@ async def test_a_classroom_joining_late_receives_the_teachers_tracks(lesson: Les
             "room_id": lesson.campus.classroom["id"],
             "room_name": "Grade 3",
             "school_id": lesson.campus.classroom["school_id"],
+            "school_name": "Village Primary",
             "name": "Grade 3",
+            "hand": None,
+            "on_stage": False,
+            "muted": {"mic": None, "camera": None},
         },
     }
 
@@ -118,7 +122,7 @@ async def test_a_new_teacher_track_is_announced_and_offered_to_a_joined_classroo
     await request(lesson.classroom, {"type": "join"})
     await receive(lesson.teacher)  # participant_joined
     published = await request(
-        lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": {"0": {"source": "screen"}}}
+        lesson.teacher, {"type": "publish", "sdp": "o1", "tracks": {"0": {"source": "courseware"}}}
     )
     producer = published["producers"][0]
     assert await receive(lesson.classroom) == {"type": "producer_added", "producer": producer}
@@ -127,7 +131,7 @@ async def test_a_new_teacher_track_is_announced_and_offered_to_a_joined_classroo
         "offer",
         [producer["id"]],
     )
-    assert offer["consumers"][0]["source"] == "screen"
+    assert offer["consumers"][0]["source"] == "courseware"
 
 
 async def test_only_one_offer_is_outstanding_until_the_answer(
@@ -229,16 +233,33 @@ async def drain_until(ws: Any, kind: str) -> dict[str, Any]:
             return message
 
 
-async def test_the_teacher_receives_a_classroom_only_on_request(lesson: Lesson) -> None:
+async def test_the_teacher_receives_every_classroom_automatically(lesson: Lesson) -> None:
     _, classroom_producers = await teacher_and_classroom_publishing(lesson)
     added = [await receive(lesson.teacher), await receive(lesson.teacher)]
     assert [m["type"] for m in added] == ["producer_added", "producer_added"]
-    await nothing_more(lesson.teacher)  # no offer: nothing automatic for the teacher
-    ids = [p["id"] for p in classroom_producers]
-    reply = await request(lesson.teacher, {"type": "subscribe", "producer_ids": ids, "id": "s"})
-    assert reply == {"type": "subscribed", "producer_ids": ids, "re": "s"}
     offer = await receive(lesson.teacher)
+    assert offer["type"] == "offer"
+    ids = [p["id"] for p in classroom_producers]
     assert sorted(c["producer_id"] for c in offer["consumers"]) == sorted(ids)
+    assert {c["participant_id"] for c in offer["consumers"]} == {lesson.classroom_id}
+
+
+async def test_a_classroom_may_not_ask_for_a_classroom_that_is_not_on_stage(
+    lesson: Lesson,
+) -> None:
+    _, classroom_producers = await teacher_and_classroom_publishing(lesson)
+    other, _ = await connect(
+        lesson.client, await token_for(lesson.client, lesson.campus.classroom["id"], "classroom")
+    )
+    await request(other, {"type": "join"})
+    producer_id = classroom_producers[0]["id"]
+    reply = await call(other, {"type": "subscribe", "producer_ids": [producer_id], "id": 2})
+    assert reply == {
+        "type": "error",
+        "code": "forbidden",
+        "message": f"participant {lesson.classroom_id} is not on stage",
+        "re": 2,
+    }
 
 
 async def test_subscribing_to_ones_own_producer_is_forbidden(lesson: Lesson) -> None:
