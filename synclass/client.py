@@ -62,6 +62,10 @@ class LessonClient:
         self.pc_publish: Optional[RTCPeerConnection] = None
         self.pc_receive: Optional[RTCPeerConnection] = None
         self.producers: list[dict[str, Any]] = []
+        # the other participants and oneself (``me``), kept from the pushes
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.me: dict[str, Any] = {}
+        self._track_specs: dict[str, dict[str, Any]] = {}  # publish mid -> {source, layer}
         self._http: Optional[aiohttp.ClientSession] = None
         self._ws: Optional[aiohttp.ClientWebSocketResponse] = None
         self._ids = itertools.count(1)
@@ -139,6 +143,16 @@ class LessonClient:
                     self.session = None
                 elif kind == "offer":
                     self._spawn(self._on_offer(data))
+                elif kind == "joined":
+                    self.participants = {p["id"]: p for p in data.get("participants", [])}
+                elif kind in ("participant_joined", "participant_updated"):
+                    participant = data["participant"]
+                    if participant["id"] == self.welcome.get("participant_id"):
+                        self.me = participant
+                    else:
+                        self.participants[participant["id"]] = participant
+                elif kind == "participant_left":
+                    self.participants.pop(data.get("participant_id"), None)
         except Exception:
             logger.exception("x signaling reader failed")
         finally:
@@ -163,18 +177,51 @@ class LessonClient:
         return await self.request("join")
 
     async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> list[dict[str, Any]]:
-        """Publish ``(track, source)`` pairs on a new publish connection."""
-        pc = self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        sources = {}
+        """Publish ``(track, source)`` pairs; the producers created by this call.
+
+        The first call opens the publish connection; later calls renegotiate
+        it, adding tracks (a teacher who starts sharing courseware)."""
+        if self.pc_publish is None:
+            self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self._track_specs = {}
+        pc = self.pc_publish
+        added = {}
         for track, source in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            sources[id(transceiver)] = source
+            added[id(transceiver)] = {"source": source}
         await pc.setLocalDescription(await pc.createOffer())
-        spec = {t.mid: {"source": sources[id(t)]} for t in pc.getTransceivers()}
-        reply = await self.request("publish", sdp=pc.localDescription.sdp, tracks=spec)
+        for t in pc.getTransceivers():
+            if id(t) in added and t.mid is not None:
+                self._track_specs[t.mid] = added[id(t)]
+        reply = await self.request("publish", sdp=pc.localDescription.sdp, tracks=dict(self._track_specs))
         await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
-        self.producers = list(reply.get("producers", []))
-        return self.producers
+        new = list(reply.get("producers", []))
+        self.producers.extend(new)
+        return new
+
+    # -- interaction (docs/protocol.md, section 9) --------------------------------
+    async def raise_hand(self) -> dict[str, Any]:
+        return await self.request("raise_hand")
+
+    async def lower_hand(self, participant_id: str | None = None) -> dict[str, Any]:
+        return await self.request("lower_hand", **_given(participant_id=participant_id))
+
+    async def lower_all_hands(self) -> dict[str, Any]:
+        return await self.request("lower_all_hands")
+
+    async def stage(self, participant_id: str) -> dict[str, Any]:
+        return await self.request("stage", participant_id=participant_id)
+
+    async def unstage(self, participant_id: str) -> dict[str, Any]:
+        return await self.request("unstage", participant_id=participant_id)
+
+    async def mute(self, source: str, muted: bool = True, participant_id: str | None = None) -> dict[str, Any]:
+        return await self.request("mute", source=source, muted=muted, **_given(participant_id=participant_id))
+
+    def hands(self) -> list[str]:
+        """Participant ids with a raised hand, in arrival order."""
+        raised = [p for p in self.participants.values() if p.get("hand") is not None]
+        return [p["id"] for p in sorted(raised, key=lambda p: p["hand"])]
 
     async def _on_offer(self, message: dict[str, Any]) -> None:
         async with self._negotiation:
@@ -216,9 +263,15 @@ class LessonClient:
                 received.width, received.height = frame.width, frame.height
                 received.sizes.add((frame.width, frame.height))
 
-    def tracks(self, kind: str | None = None, source: str | None = None) -> list[ReceivedTrack]:
+    def tracks(
+        self, kind: str | None = None, source: str | None = None, participant_id: str | None = None
+    ) -> list[ReceivedTrack]:
         return [
-            r for r in self.received if (kind is None or r.kind == kind) and (source is None or r.source == source)
+            r
+            for r in self.received
+            if (kind is None or r.kind == kind)
+            and (source is None or r.source == source)
+            and (participant_id is None or r.info.get("participant_id") == participant_id)
         ]
 
     async def leave(self) -> None:
@@ -256,3 +309,8 @@ class LessonClient:
             task.cancel()
         if self._http is not None:
             await self._http.close()  # drops the TCP connection: no close frame
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that are not None (optional message fields)."""
+    return {k: v for k, v in fields.items() if v is not None}
