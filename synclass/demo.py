@@ -2,10 +2,15 @@
 
 Starts a server (its own process), creates a city school with a lecture room
 and N paired rural classrooms, then a synthetic teacher (moving test pattern
-with a running clock, and a tone) and N synthetic classrooms that decode what
-they receive. Prints the page URLs so a person can join from a browser. With
-``--check`` it exits 0 only if every classroom decoded video at the published
-size and audio, and the server created no decoder or encoder.
+with a running clock, a tone, and a 1280x720 courseware stream at 5 fps) and
+N synthetic classrooms that publish their own small camera and tone back and
+decode what they receive. A third into the lesson classroom 1 raises its
+hand and the teacher calls it on stage, so the other classrooms receive it.
+Prints the page URLs so a person can join from a browser. With ``--check``
+it exits 0 only if every classroom decoded the teacher's camera and
+courseware at their published sizes and her audio, the teacher decoded every
+classroom, the others decoded the classroom on stage, and the server created
+no decoder or encoder.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from .serverproc import AdminApi, ServerProcess
 from .synthetic import TestPatternTrack, ToneTrack
 
 WIDTH, HEIGHT = 640, 480
+COURSEWARE = (1280, 720)
+CLASSROOM = (240, 180)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,23 +77,34 @@ async def run(args: argparse.Namespace) -> int:
         extra = await api.token(setup["classrooms"][0]["id"], "classroom", "browser")
         say(f"classroom   {server.url}{extra['url']}   <- open in a browser to watch too")
 
-        teacher = LessonClient(server.url, teacher_token["token"], "Teacher Li", decode=False)
+        teacher = LessonClient(server.url, teacher_token["token"], "Teacher Li")
         clients.append(teacher)
         await teacher.connect()
         await teacher.start_session(title="Demo lesson", subject="Mathematics")
         await teacher.join()
-        await teacher.publish([(TestPatternTrack(WIDTH, HEIGHT, 30, "synclass demo"), "camera"), (ToneTrack(), "mic")])
-        say(f"teacher live, publishing {WIDTH}x{HEIGHT} VP8 + Opus")
+        await teacher.publish([
+            (TestPatternTrack(WIDTH, HEIGHT, 30, "synclass demo"), "camera"),
+            (ToneTrack(), "mic"),
+            (TestPatternTrack(*COURSEWARE, 5, "courseware"), "courseware"),
+        ])
+        say(f"teacher live, publishing {WIDTH}x{HEIGHT} VP8 + Opus + {COURSEWARE[0]}x{COURSEWARE[1]} courseware at 5 fps")
 
         for token, room in zip(class_tokens, setup["classrooms"]):
             classroom = LessonClient(server.url, token["token"], room["name"])
             clients.append(classroom)
             await classroom.connect()
             await classroom.join()
-        say(f"{args.classrooms} classroom(s) joined; lesson runs for {args.seconds:.0f} s")
+            await classroom.publish([(TestPatternTrack(*CLASSROOM, 15, room["name"]), "camera"), (ToneTrack(330.0), "mic")])
+        say(f"{args.classrooms} classroom(s) joined and publish back; lesson runs for {args.seconds:.0f} s")
         started = time.monotonic()
+        staged: LessonClient | None = None
         while time.monotonic() - started < args.seconds:
-            await asyncio.sleep(min(5.0, args.seconds))
+            await asyncio.sleep(min(5.0, args.seconds / 3, args.seconds - (time.monotonic() - started)))
+            if staged is None and time.monotonic() - started >= args.seconds / 3:
+                staged = clients[1]
+                await staged.raise_hand()
+                await teacher.stage(staged.welcome["participant_id"])
+                say(f"{staged.name} raised its hand; the teacher called it on stage")
             line = "  ".join(
                 f"{c.name}: {sum(t.frames for t in c.tracks('video'))}v/{sum(t.frames for t in c.tracks('audio'))}a"
                 for c in clients[1:]
@@ -97,16 +115,27 @@ async def run(args: argparse.Namespace) -> int:
         counters = stats["media"]
         results = []
         ok = True
+        teacher_id = teacher.welcome["participant_id"]
+        staged_id = staged.welcome["participant_id"] if staged is not None else None
         for c in clients[1:]:
-            video = c.tracks("video")
-            audio = c.tracks("audio")
-            vframes = sum(t.frames for t in video)
+            camera = c.tracks("video", "camera", teacher_id)
+            courseware = c.tracks("video", "courseware", teacher_id)
+            audio = c.tracks("audio", participant_id=teacher_id)
+            vframes = sum(t.frames for t in camera)
+            cframes = sum(t.frames for t in courseware)
             aframes = sum(t.frames for t in audio)
-            sizes = sorted({s for t in video for s in t.sizes})
-            good = vframes > 0 and aframes > 0 and (WIDTH, HEIGHT) in sizes
+            sizes = sorted({s for t in camera + courseware for s in t.sizes})
+            seen_by_teacher = sum(t.frames for t in teacher.tracks("video", participant_id=c.welcome["participant_id"]))
+            stage_frames = None
+            if staged_id is not None and c is not staged:
+                stage_frames = sum(t.frames for t in c.tracks("video", participant_id=staged_id))
+            good = (vframes > 0 and cframes > 0 and aframes > 0 and (WIDTH, HEIGHT) in sizes
+                    and COURSEWARE in sizes and seen_by_teacher > 0 and stage_frames != 0)
             ok = ok and good
-            results.append({"classroom": c.name, "video_frames": vframes, "audio_frames": aframes,
-                            "sizes": [f"{w}x{h}" for w, h in sizes], "ok": good})
+            results.append({"classroom": c.name, "video_frames": vframes, "courseware_frames": cframes,
+                            "audio_frames": aframes, "sizes": [f"{w}x{h}" for w, h in sizes],
+                            "frames_seen_by_teacher": seen_by_teacher, "stage_frames": stage_frames,
+                            "ok": good})
         decoders = int(counters.get("decoders_created", -1))
         encoders = int(counters.get("encoders_created", -1))
         ok = ok and decoders == 0 and encoders == 0
