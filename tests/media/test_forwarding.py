@@ -228,6 +228,47 @@ async def test_a_late_video_consumer_starts_on_a_keyframe_and_decodes_within_2_s
     assert late.sizes == {(640, 480)}
 
 
+# --- (b2) a paused producer (muted mic, camera off) ----------------------------------------------
+async def test_a_paused_producer_forwards_nothing_and_resumes_on_a_fresh_keyframe(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    router = await plane.create_router({"session": "b2"})
+    _, video, audio = await clients.publish(router)
+    sub = await clients.subscribe(router, [video, audio], "classroom")
+    await wait_for(lambda: sub.frames["video"] >= 15 and sub.frames["audio"] >= 15, 10, "first frames")
+
+    video.pause()
+    audio.pause()
+    assert video.paused and audio.paused
+    await asyncio.sleep(0.3)  # what was in flight
+    out_video, out_audio = sub.consumer("video").packets, sub.consumer("audio").packets
+    frames_before = dict(sub.frames)
+    in_before = video.packets
+    await asyncio.sleep(1.0)
+    assert video.packets > in_before, "the publisher keeps sending while paused"
+    assert (sub.consumer("video").packets, sub.consumer("audio").packets) == (out_video, out_audio)
+    assert sub.frames == frames_before
+
+    keyframes_before = video.keyframes
+    seqs_before = len(sub.video_rtp)
+    video.resume()
+    audio.resume()
+    await wait_for(
+        lambda: sub.frames["video"] >= frames_before["video"] + 15
+        and sub.frames["audio"] >= frames_before["audio"] + 15,
+        5,
+        "frames again after resume",
+    )
+    assert video.keyframes > keyframes_before, "resume asks the publisher for a keyframe"
+    consumer = sub.consumer("video")
+    resumed = [(pt, seq, payload) for pt, seq, payload in sub.video_rtp[seqs_before:] if pt == consumer.payload_type]
+    assert vp8_is_keyframe(resumed[0][2]), "the consumer restarted on a keyframe"
+    # sequence numbers continue for the receiver: no jump over the paused stretch
+    before = [seq for pt, seq, _ in sub.video_rtp[:seqs_before] if pt == consumer.payload_type]
+    assert resumed[0][1] == (before[-1] + 1) & 0xFFFF
+    assert sub.sizes == {(640, 480)}
+
+
 # --- (c) closing ------------------------------------------------------------------------------------
 async def test_closing_the_producer_closes_its_consumers_once(plane: MediaPlane, clients: Clients) -> None:
     router = await plane.create_router({"session": "c"})
