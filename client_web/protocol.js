@@ -16,11 +16,15 @@
 //   session         {session}          a lesson started (or the reply to start_session)
 //   session_ended   {session_id}
 //   joined          the joined message
-//   participants    {participants: Participant[]}  after any change
+//   participants    {participants: Participant[]}  the *other* participants, after any change
+//   self            {participant: Participant}     our own hand / stage / mute state, after any change
 //   producers       {producers: ProducerInfo[]}    after any change
-//   track           {track, stream, consumer: ConsumerInfo}  a remote track to show/play
+//   track           {track, stream, consumer: ConsumerInfo, receiver}  a remote track to show/play
 //   track_ended     {consumer}
-//   published       {producers}
+//   published       {producers}                   producers created by a publish (also renegotiations)
+//   unpublished     {producer_id, source}
+//   moderated       the moderated reply (raise_hand, stage, mute, ...)
+//   local_mute      {mic, camera}  null (on) | 'self' | 'teacher': the local tracks were (en|dis)abled
 //   servererror     an error message from the server with no request to reject
 //   log             {text}  lifecycle lines for a status area / debugging
 
@@ -34,6 +38,11 @@ const ICE_GATHER_TIMEOUT_MS = 5000;
 const PING_EVERY_MS = 5000;
 const PONG_TIMEOUT_MS = 5000;
 const DISCONNECTED_GRACE_MS = 6000;
+
+// Publish order: audio first (its m-line is the one the server should keep
+// under pressure), then the camera, then the courseware (a second video).
+export const PUBLISH_SOURCES = ['mic', 'camera', 'courseware'];
+const MUTE_SOURCES = ['mic', 'camera'];
 
 export class ProtocolError extends Error {
   constructor(code, message) {
@@ -61,6 +70,80 @@ export function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
     const timer = setTimeout(done, timeoutMs);
     pc.addEventListener('icegatheringstatechange', check);
   });
+}
+
+// RTCRtpEncodingParameters from a source's send options
+// ({maxBitrate, maxFramerate, scaleResolutionDownBy}); null when there are none.
+function encodingFrom(options = {}) {
+  const enc = {};
+  for (const key of ['maxBitrate', 'maxFramerate', 'scaleResolutionDownBy']) {
+    if (options[key] != null) enc[key] = options[key];
+  }
+  return Object.keys(enc).length ? enc : null;
+}
+
+// Apply send options to a negotiated sender: encodings and the degradation
+// preference (courseware keeps its resolution and drops frames instead).
+export async function applySendParameters(sender, options = {}) {
+  if (!sender || !sender.getParameters) return false;
+  const enc = encodingFrom(options);
+  if (!enc && !options.degradationPreference) return true;
+  const params = sender.getParameters();
+  if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+  if (enc) Object.assign(params.encodings[0], enc);
+  if (options.degradationPreference) params.degradationPreference = options.degradationPreference;
+  try {
+    await sender.setParameters(params);
+    return true;
+  } catch (e) {
+    // older browsers refuse degradationPreference: keep the encodings at least
+    if (!options.degradationPreference) return false;
+    try {
+      const again = sender.getParameters();
+      if (!again.encodings || !again.encodings.length) again.encodings = [{}];
+      if (enc) Object.assign(again.encodings[0], enc);
+      await sender.setParameters(again);
+    } catch (e2) { return false; }
+    return false;
+  }
+}
+
+// One sample of a receiver's inbound RTP stats (the UI computes rates from two).
+export async function sampleReceiver(receiver) {
+  if (!receiver || !receiver.getStats) return null;
+  const report = await receiver.getStats();
+  let out = null;
+  report.forEach((r) => {
+    if (r.type !== 'inbound-rtp' || out) return;
+    out = {
+      kind: r.kind || r.mediaType,
+      timestamp: r.timestamp,
+      packetsReceived: r.packetsReceived || 0,
+      packetsLost: Math.max(0, r.packetsLost || 0),
+      bytesReceived: r.bytesReceived || 0,
+      framesDecoded: r.framesDecoded || 0,
+      framesPerSecond: r.framesPerSecond,
+      frameWidth: r.frameWidth || 0,
+      frameHeight: r.frameHeight || 0,
+      jitter: r.jitter || 0,
+      audioLevel: r.audioLevel,
+    };
+  });
+  return out;
+}
+
+// The loudest recent audio level (0..1) a receiver played, or null.
+export function receiverAudioLevel(receiver) {
+  if (!receiver || !receiver.getSynchronizationSources) return null;
+  let level = null;
+  const now = performance.now();
+  for (const s of receiver.getSynchronizationSources()) {
+    if (typeof s.audioLevel !== 'number') continue;
+    // timestamps are on the performance clock; ignore stale sources (> 1 s)
+    if (typeof s.timestamp === 'number' && now - s.timestamp > 1000) continue;
+    level = Math.max(level ?? 0, s.audioLevel);
+  }
+  return level;
 }
 
 // Put the preferred codec(s) first; keep the rest (rtx, red, fec, fallbacks) after.
@@ -101,8 +184,10 @@ export class LessonClient extends EventTarget {
     this.participants = new Map(); // id -> Participant
     this.producers = new Map();    // id -> ProducerInfo
     this.localTracks = null;       // {source: MediaStreamTrack} to (re)publish while live
+    this.sendOptions = {};         // source -> {maxBitrate, maxFramerate, degradationPreference, ...}
     this.localStream = null;
-    this.myProducers = [];
+    this.myProducers = [];         // our producers on the current publish connection
+    this.self = null;              // our own Participant (hand, on_stage, muted) while joined
     this.iceServers = [];
 
     this._ws = null;
@@ -117,6 +202,8 @@ export class LessonClient extends EventTarget {
     this._pubPc = null;
     this._recvPc = null;
     this._recvQueue = Promise.resolve();
+    this._pubChain = Promise.resolve(); // publish-connection negotiations, one at a time
+    this._pubTransceivers = new Map();  // source -> RTCRtpTransceiver (the current one)
     this._consumersByMid = new Map(); // mid -> ConsumerInfo (receive connection)
     this._remote = new Map();         // consumer id -> {track, stream, consumer}
     this._entering = null;            // the running join/publish sequence
@@ -164,7 +251,7 @@ export class LessonClient extends EventTarget {
     return false;
   }
 
-  // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, screen}).
+  // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, courseware?}).
   // Remembered, so a reconnect re-joins and re-publishes.
   async goLive(tracks, { title, subject, sessionId } = {}) {
     this.localTracks = tracks;
@@ -204,6 +291,134 @@ export class LessonClient extends EventTarget {
   }
 
   remoteTracks() { return [...this._remote.values()]; }
+
+  // The remote tracks of one participant: [{track, stream, consumer, receiver}].
+  remoteTracksOf(participantId) {
+    return this.remoteTracks().filter((e) => e.consumer.participant_id === participantId);
+  }
+
+  // ---- publishing (any number of sources on the one publish connection) -----
+
+  // Publish these local tracks ({mic, camera, courseware}; null/absent = none)
+  // with per-source send options; remembered, so a rejoin publishes them again.
+  // Resolves once the server has them (or at once when not in a lesson: they
+  // go out when we join).
+  async publishLocal(tracks, options = {}) {
+    const jobs = [];
+    for (const [source, track] of Object.entries(tracks || {})) {
+      if (track) jobs.push(this.publishTrack(source, track, options[source] || this.sendOptions[source]));
+    }
+    await Promise.all(jobs);
+  }
+
+  // Forget the local tracks (the page stops them): nothing is published on the next join.
+  forgetLocalTracks() {
+    this.localTracks = null;
+  }
+
+  // Publish (or replace) the track of one source: a new source renegotiates the
+  // publish connection (a new m-line, a new producer); a source already sent
+  // gets its track replaced without renegotiating.
+  async publishTrack(source, track, options = undefined) {
+    if (!PUBLISH_SOURCES.includes(source)) throw new Error(`unknown source ${source}`);
+    this.localTracks = { ...(this.localTracks || {}), [source]: track };
+    if (options !== undefined) this.sendOptions = { ...this.sendOptions, [source]: options || {} };
+    this._applyLocalMute();
+    if (!this.joined) return; // published on join
+    const gen = this._gen;
+    if (!this._pubPc) {
+      await this._enter(gen);
+      return;
+    }
+    const pc = this._pubPc;
+    await this._pubRun(async () => {
+      if (gen !== this._gen || this._pubPc !== pc) return;
+      const current = this._pubTransceivers.get(source);
+      if (current) {
+        if (current.sender.track !== track) await current.sender.replaceTrack(track);
+        await applySendParameters(current.sender, this.sendOptions[source]);
+        return;
+      }
+      const t = this._addSender(pc, source, track);
+      try {
+        await this._negotiatePublish(gen, pc);
+      } catch (e) {
+        // refused: take the m-line back so the connection stays as it was
+        this._pubTransceivers.delete(source);
+        try { await pc.setLocalDescription({ type: 'rollback' }); } catch (e2) { /* not in have-local-offer */ }
+        try { await t.sender.replaceTrack(null); t.direction = 'inactive'; } catch (e3) { /* closed */ }
+        throw e;
+      }
+    });
+  }
+
+  // Stop sending one source and close its producer (`unpublish`).
+  async unpublishTrack(source) {
+    if (this.localTracks && source in this.localTracks) {
+      const rest = { ...this.localTracks };
+      delete rest[source];
+      this.localTracks = rest;
+    }
+    const gen = this._gen;
+    const pc = this._pubPc;
+    if (!pc) return null;
+    return this._pubRun(async () => {
+      if (gen !== this._gen || this._pubPc !== pc) return null;
+      const t = this._pubTransceivers.get(source);
+      this._pubTransceivers.delete(source);
+      if (t) {
+        // the m-line stays (inactive) until the next renegotiation; a later
+        // publish of this source gets a new m-line and a new producer
+        try { await t.sender.replaceTrack(null); } catch (e) { /* closed */ }
+        try { t.direction = 'inactive'; } catch (e) { /* stopped */ }
+      }
+      const producer = this.myProducers.find((p) => p.source === source);
+      if (!producer) return null;
+      this.myProducers = this.myProducers.filter((p) => p !== producer);
+      const reply = await this.request('unpublish', { producer_id: producer.id });
+      this._emit('unpublished', { producer_id: producer.id, source });
+      return reply;
+    });
+  }
+
+  // The producer of one of our sources, or null.
+  producerFor(source) {
+    return this.myProducers.find((p) => p.source === source) || null;
+  }
+
+  // ---- interaction: hands, stage, mute (each resolves with `moderated`) -------
+
+  raiseHand() { return this.request('raise_hand', {}); }
+
+  lowerHand(participantId = null) {
+    return this.request('lower_hand', participantId ? { participant_id: participantId } : {});
+  }
+
+  lowerAllHands() { return this.request('lower_all_hands', {}); }
+
+  stage(participantId) { return this.request('stage', { participant_id: participantId }); }
+
+  unstage(participantId) { return this.request('unstage', { participant_id: participantId }); }
+
+  // participantId null: ourselves. source 'mic' | 'camera'; muted true = off.
+  mute(participantId, source, muted) {
+    const body = { source, muted: !!muted };
+    if (participantId) body.participant_id = participantId;
+    return this.request('mute', body);
+  }
+
+  // Everyone we know with a raised hand (ourselves included), earliest first.
+  raisedHands() {
+    const all = [...this.participants.values()];
+    if (this.self) all.push(this.self);
+    return all.filter((p) => p.hand != null).sort((a, b) => a.hand - b.hand);
+  }
+
+  // Our place in the hand queue (1 = next), or null when our hand is down.
+  handPosition() {
+    if (!this.self || this.self.hand == null) return null;
+    return this.raisedHands().findIndex((p) => p.id === this.self.id) + 1 || null;
+  }
 
   // ---- socket lifecycle ------------------------------------------------------
 
@@ -273,6 +488,7 @@ export class LessonClient extends EventTarget {
     this._pending.clear();
     this._closePeerConnections();
     this.joined = false;
+    if (this.self) this._setSelf(null);
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -355,6 +571,7 @@ export class LessonClient extends EventTarget {
     this._closePeerConnections();
     this.participants.clear();
     this.producers.clear();
+    this._setSelf(null);
     this._emit('participants', { participants: [] });
     this._emit('producers', { producers: [] });
     this._emit('session_ended', msg);
@@ -364,6 +581,8 @@ export class LessonClient extends EventTarget {
   _on_joined(msg) {
     this.participants = new Map((msg.participants || []).map((p) => [p.id, p]));
     this.producers = new Map((msg.producers || []).map((p) => [p.id, p]));
+    // a join starts with the hand down, off stage, unmuted (protocol item 9)
+    this._setSelf(this._freshSelf());
     this._emit('joined', msg);
     this._emit('participants', { participants: [...this.participants.values()] });
     this._emit('producers', { producers: [...this.producers.values()] });
@@ -373,6 +592,31 @@ export class LessonClient extends EventTarget {
     const p = msg.participant || msg;
     this.participants.set(p.id, p);
     this._emit('participants', { participants: [...this.participants.values()] });
+  }
+
+  // Hand, stage or mute changed — ours included (the server tells the subject too).
+  _on_participant_updated(msg) {
+    const p = msg.participant;
+    if (!p || !p.id) return;
+    // producers of a muted source are paused (the server forwards nothing)
+    for (const prod of this.producers.values()) {
+      if (prod.participant_id !== p.id) continue;
+      const key = prod.source === 'mic' ? 'mic' : (prod.source === 'camera' ? 'camera' : null);
+      if (key) prod.paused = !!(p.muted && p.muted[key]);
+    }
+    if (p.id === this.participantId) {
+      this._setSelf(p);
+      // others' hand positions are relative to ours: the UIs redraw lists too
+      this._emit('participants', { participants: [...this.participants.values()] });
+      return;
+    }
+    this.participants.set(p.id, p);
+    this._emit('participants', { participants: [...this.participants.values()] });
+    this._emit('producers', { producers: [...this.producers.values()] });
+  }
+
+  _on_moderated(msg) {
+    this._emit('moderated', msg);
   }
 
   _on_participant_left(msg) {
@@ -399,6 +643,7 @@ export class LessonClient extends EventTarget {
   _on_left(msg, gen) {
     this.joined = false;
     this._closePeerConnections();
+    this._setSelf(null);
     if (msg.re == null && msg.reason && this.autoJoin && this.session) {
       this._log(`- removed from the lesson (${msg.reason}); joining again`);
       this._setState('reconnecting');
@@ -434,7 +679,7 @@ export class LessonClient extends EventTarget {
         if (gen !== this._gen) return;
         this.joined = true;
       }
-      if (this.localTracks && !this._pubPc) await this._publish(gen);
+      if (this._hasLocalTracks() && !this._pubPc) await this._publish(gen);
     })();
     this._entering = { gen, promise };
     promise.catch((e) => {
@@ -444,6 +689,10 @@ export class LessonClient extends EventTarget {
       if (gen === this._gen) this._updateState();
     });
     return promise;
+  }
+
+  _hasLocalTracks() {
+    return !!this.localTracks && Object.values(this.localTracks).some((t) => t && t.readyState !== 'ended');
   }
 
   _newPc(label, gen) {
@@ -468,40 +717,109 @@ export class LessonClient extends EventTarget {
     return pc;
   }
 
+  // Run publish-connection negotiations one at a time, in order.
+  _pubRun(fn) {
+    const run = this._pubChain.then(fn);
+    this._pubChain = run.catch(() => {});
+    return run;
+  }
+
   async _publish(gen) {
-    const tracks = this.localTracks;
+    const tracks = this.localTracks || {};
     const pc = this._newPc('publish', gen);
     this._pubPc = pc;
-    const stream = new MediaStream(Object.values(tracks).filter(Boolean));
-    this.localStream = stream;
-    const sources = [];
-    // audio first: its m-line is the one the server should keep under pressure
-    for (const source of ['mic', 'camera', 'screen']) {
+    this._pubTransceivers = new Map();
+    this.myProducers = [];
+    this.localStream = new MediaStream(['mic', 'camera'].map((s) => tracks[s]).filter(Boolean));
+    for (const source of PUBLISH_SOURCES) {
       const track = tracks[source];
-      if (!track) continue;
-      const t = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      if (track.kind === 'video') preferCodec(t, 'video', 'video/VP8');
-      else preferCodec(t, 'audio', 'audio/opus');
-      sources.push([t, source]);
+      if (track && track.readyState !== 'ended') this._addSender(pc, source, track);
     }
+    this._applyLocalMute();
+    try {
+      await this._pubRun(() => this._negotiatePublish(gen, pc));
+    } catch (e) {
+      // let a later goLive / reconnect try again with a fresh connection
+      if (this._pubPc === pc) {
+        this._pubPc = null;
+        this._pubTransceivers = new Map();
+      }
+      pc.close();
+      throw e;
+    }
+  }
+
+  _addSender(pc, source, track) {
+    // camera and mic share a stream (lip sync); the courseware is its own
+    const stream = source === 'courseware' ? new MediaStream([track]) : this.localStream;
+    const init = { direction: 'sendonly', streams: stream ? [stream] : [] };
+    const enc = encodingFrom(this.sendOptions[source]);
+    if (enc) init.sendEncodings = [enc];
+    const t = pc.addTransceiver(track, init);
+    if (track.kind === 'video') preferCodec(t, 'video', 'video/VP8');
+    else preferCodec(t, 'audio', 'audio/opus');
+    this._pubTransceivers.set(source, t);
+    return t;
+  }
+
+  // One offer/answer on the publish connection: every m-line now sending is
+  // in `tracks`; the server makes producers for the new ones.
+  async _negotiatePublish(gen, pc) {
+    if (gen !== this._gen || this._pubPc !== pc) return;
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
     if (gen !== this._gen || this._pubPc !== pc) return;
     const trackMap = {};
-    for (const [t, source] of sources) trackMap[t.mid] = { source };
-    let reply;
-    try {
-      reply = await this.request('publish', { sdp: pc.localDescription.sdp, tracks: trackMap });
-      if (gen !== this._gen || this._pubPc !== pc) return;
-      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
-    } catch (e) {
-      // let a later goLive / reconnect try again with a fresh connection
-      if (this._pubPc === pc) this._pubPc = null;
-      pc.close();
-      throw e;
+    for (const [source, t] of this._pubTransceivers) {
+      if (t.mid != null && t.direction === 'sendonly') trackMap[t.mid] = { source };
     }
-    this.myProducers = reply.producers || [];
-    this._emit('published', { producers: this.myProducers });
+    const reply = await this.request('publish', { sdp: pc.localDescription.sdp, tracks: trackMap });
+    if (gen !== this._gen || this._pubPc !== pc) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+    const fresh = reply.producers || [];
+    const freshIds = new Set(fresh.map((p) => p.id));
+    this.myProducers = [...this.myProducers.filter((p) => !freshIds.has(p.id)), ...fresh];
+    for (const [source, t] of this._pubTransceivers) {
+      await applySendParameters(t.sender, this.sendOptions[source]);
+    }
+    this._emit('published', { producers: fresh });
+  }
+
+  // ---- our own state: hand, stage, mute ----------------------------------------
+
+  _freshSelf() {
+    const room = this.room || {};
+    return {
+      id: this.participantId,
+      role: this.role,
+      room_id: room.id ?? null,
+      room_name: room.name ?? null,
+      school_id: room.school_id ?? null,
+      school_name: null,
+      name: this.name || room.name || null,
+      hand: null,
+      on_stage: false,
+      muted: { mic: null, camera: null },
+    };
+  }
+
+  _setSelf(participant) {
+    this.self = participant;
+    this._applyLocalMute();
+    this._emit('self', { participant });
+  }
+
+  // A muted source stops capturing (track.enabled = false saves the uplink);
+  // unmuted, it captures again.
+  _applyLocalMute() {
+    const muted = (this.self && this.self.muted) || {};
+    const state = {};
+    for (const source of MUTE_SOURCES) {
+      state[source] = muted[source] || null;
+      const track = this.localTracks && this.localTracks[source];
+      if (track) track.enabled = !state[source];
+    }
+    this._emit('local_mute', state);
   }
 
   async _answerOffer(msg, gen) {
@@ -534,7 +852,7 @@ export class LessonClient extends EventTarget {
       return;
     }
     const stream = (ev.streams && ev.streams[0]) || new MediaStream([ev.track]);
-    const entry = { track: ev.track, stream, consumer };
+    const entry = { track: ev.track, stream, consumer, receiver: ev.receiver || ev.transceiver.receiver };
     this._remote.set(consumer.id, entry);
     ev.track.addEventListener('ended', () => this._remoteEnded(consumer));
     this._emit('track', entry);
@@ -553,6 +871,8 @@ export class LessonClient extends EventTarget {
     this._pubPc = null;
     this._recvPc = null;
     this._recvQueue = Promise.resolve();
+    this._pubChain = Promise.resolve();
+    this._pubTransceivers = new Map();
     this.myProducers = [];
     for (const { consumer } of [...this._remote.values()]) this._remoteEnded(consumer);
     this._consumersByMid.clear();
