@@ -2,7 +2,8 @@
 
 It speaks the WebSocket part of docs/protocol.md well enough to drive the
 browser pages (hello, start/end_session, join, publish, server offers and
-answers, participant/producer pushes, ping), with one lecture room and any
+answers by the role matrix without a stage, participant/producer pushes,
+ping; no hands, stage or mute), with one lecture room and any
 number of classrooms, and serves ``client_web/`` at ``/web/``. Tokens are
 plain strings looked up in ``tokens``. It lets the pages be tested before and
 apart from the real control plane; ``test_lesson_browser.py`` uses the real one.
@@ -22,7 +23,7 @@ from aiohttp import WSMsgType, web
 from media.plane import MediaPlane
 
 CLIENT_WEB = Path(__file__).resolve().parents[2] / "client_web"
-LECTURE = {"id": "L1", "name": "城关一小 主讲教室", "kind": "lecture", "school_id": "S1"}
+LECTURE = {"id": "L1", "name": "城关一小 主讲教室", "kind": "lecture", "school_id": "S1", "school_name": "城关第一小学"}
 
 
 class Peer:
@@ -40,7 +41,9 @@ class Peer:
 
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "role": self.role, "room_id": self.room["id"],
-                "room_name": self.room["name"], "school_id": self.room["school_id"], "name": self.room["name"]}
+                "room_name": self.room["name"], "school_id": self.room["school_id"],
+                "school_name": self.room.get("school_name"), "name": self.room["name"],
+                "hand": None, "on_stage": False, "muted": {"mic": None, "camera": None}}
 
     async def send(self, msg: dict[str, Any]) -> None:
         if not self.ws.closed:
@@ -52,8 +55,10 @@ class StubServer:
         self.plane = MediaPlane(ice_host_addresses=(ice_host,))
         self.tokens: dict[str, tuple[str, dict[str, Any]]] = {
             "teacher": ("teacher", LECTURE),
-            "classroom": ("classroom", {"id": "C1", "name": "山区小学 听课教室", "kind": "classroom", "school_id": "S2"}),
-            "classroom2": ("classroom", {"id": "C2", "name": "河西小学 听课教室", "kind": "classroom", "school_id": "S3"}),
+            "classroom": ("classroom", {"id": "C1", "name": "山区小学 听课教室", "kind": "classroom",
+                                        "school_id": "S2", "school_name": "山区小学"}),
+            "classroom2": ("classroom", {"id": "C2", "name": "河西小学 听课教室", "kind": "classroom",
+                                         "school_id": "S3", "school_name": "河西小学"}),
         }
         self.peers: dict[str, Peer] = {}
         self.session: dict[str, Any] | None = None
@@ -61,6 +66,12 @@ class StubServer:
         self.producers: dict[str, tuple[Any, dict[str, Any]]] = {}  # id -> (producer, info)
         self._ids = itertools.count(1)
         self.log: list[dict[str, Any]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -70,6 +81,8 @@ class StubServer:
         return app
 
     async def _shutdown(self, app: web.Application) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         for peer in list(self.peers.values()):
             await peer.ws.close()
         await self.plane.close()
@@ -134,11 +147,10 @@ class StubServer:
                 return
             peer.joined = True
             await peer.send({"type": "joined", "re": re, "session_id": self.session["id"],
-                             "participants": [p.info() for p in self.peers.values() if p.joined],
+                             "participants": [p.info() for p in self.peers.values() if p.joined and p is not peer],
                              "producers": [info for _, info in self.producers.values()]})
             await self.broadcast({"type": "participant_joined", "participant": peer.info()}, but=peer)
-            if peer.role == "classroom":
-                asyncio.ensure_future(self.update_offers(peer))
+            self._spawn(self.update_offers(peer))
         elif kind == "publish":
             if peer.pub is None:
                 peer.pub = await self.router.create_transport({"participant_id": peer.id, "dir": "up"})
@@ -146,15 +158,15 @@ class StubServer:
             infos = []
             for producer in producers:
                 info = {"id": producer.id, "participant_id": peer.id, "kind": producer.kind,
-                        "source": producer.app_data.get("source")}
+                        "source": producer.app_data.get("source"), "layer": 0, "paused": False}
                 self.producers[producer.id] = (producer, info)
                 infos.append(info)
             await peer.send({"type": "published", "re": re, "sdp": answer, "producers": infos})
             for info in infos:
                 await self.broadcast({"type": "producer_added", "producer": info}, but=peer)
             for other in list(self.peers.values()):
-                if other.joined and other.role == "classroom":
-                    asyncio.ensure_future(self.update_offers(other))
+                if other.joined and other is not peer:
+                    self._spawn(self.update_offers(other))
         elif kind == "answer":
             await peer.recv.set_answer(msg["sdp"])
             peer.answered.set()
@@ -163,14 +175,22 @@ class StubServer:
         else:
             await peer.send({"type": "error", "code": "unknown_type", "message": kind, "re": re})
 
+    def receives(self, peer: Peer, info: dict[str, Any]) -> bool:
+        """The role matrix without a stage: the teacher gets every classroom, classrooms the teacher."""
+        owner = self.peers.get(info["participant_id"])
+        if owner is None or owner is peer:
+            return False
+        return (peer.role, owner.role) in (("teacher", "classroom"), ("classroom", "teacher"))
+
     async def update_offers(self, peer: Peer) -> None:
-        """Offer the classroom every producer it does not have yet (one offer at a time)."""
+        """Offer the peer every producer it receives and does not have yet (one offer at a time)."""
         async with peer.offer_lock:
             if not peer.joined or self.router is None:
                 return
             if peer.recv is None:
                 peer.recv = await self.router.create_transport({"participant_id": peer.id, "dir": "down"})
-            new = [(p, info) for pid, (p, info) in self.producers.items() if pid not in peer.consumed]
+            new = [(p, info) for pid, (p, info) in self.producers.items()
+                   if pid not in peer.consumed and self.receives(peer, info)]
             if not new:
                 return
             for producer, _ in new:

@@ -8,14 +8,13 @@ Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-import json
 import secrets
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
+from tests.browser.lesson_helpers import Api, record_console
 from tests.netns import VethLink
 
 pytestmark = pytest.mark.browser
@@ -31,22 +30,6 @@ CLASSROOM_DUMP = """async () => {
     return {state: s.state, view: s.view, tracks: s.tracks, w: v.videoWidth, t: v.currentTime,
             stats: await s.client.stats()};
 }"""
-
-
-class Api:
-    """The REST API with the admin key (from the test process on the host)."""
-
-    def __init__(self, origin: str, key: str) -> None:
-        self.origin = origin
-        self.key = key
-
-    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.origin + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as res:
-            text = res.read()
-        return json.loads(text) if text else None
 
 
 @pytest.fixture
@@ -78,11 +61,6 @@ def lesson_server(netns_link: VethLink, serve_app: Callable[..., Any], tmp_path:
         urls[role] = server.origin + f"/web/{role}.html?token={minted['token']}"
     urls["admin"] = server.origin + f"/web/admin.html?key={admin_key}"
     return server, api, urls
-
-
-def record_console(page: Any, lines: list[str], tag: str) -> None:
-    page.on("console", lambda m: lines.append(f"{tag} {m.type}: {m.text}"))
-    page.on("pageerror", lambda e: lines.append(f"{tag} pageerror: {e}"))
 
 
 def assert_video_advances(page: Any, seconds: float = 2.0) -> None:

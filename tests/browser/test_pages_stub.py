@@ -89,6 +89,12 @@ def test_classroom_waits_then_plays_the_teacher_once_the_lesson_starts(
     teacher.wait_for_selector("#classrooms li", timeout=5_000)
     assert "山区小学" in teacher.locator("#classrooms").inner_text()
     assert teacher.evaluate("() => document.getElementById('preview').videoWidth") > 0
+    # the classroom publishes its camera + mic back; the teacher's tile plays it
+    classroom.wait_for_function("() => window.synclass.client.myProducers.length === 2", timeout=10_000)
+    teacher.wait_for_function(
+        """() => { const v = document.querySelector('#classrooms .tile video');
+                   return !!v && v.videoWidth > 0 && v.currentTime > 0; }""", timeout=15_000)
+    assert classroom.evaluate("() => window.synclass.stage") == []  # its own tracks do not come back
     teacher.screenshot(path=str(artifacts_dir / "stub_teacher_live.png"))
     classroom.screenshot(path=str(artifacts_dir / "stub_classroom_live.png"))
 
@@ -138,3 +144,43 @@ def test_classroom_reconnects_by_itself_after_the_link_drops(
     assert classroom.locator("#reconnecting-banner").is_hidden()
     states = classroom.evaluate("() => window.__states")
     assert states[0] == "reconnecting" and states[-1] == "live", states
+
+
+NO_DEVICES = """
+navigator.mediaDevices.getUserMedia = async () => {
+    throw new DOMException('Requested device not found', 'NotFoundError');
+};
+"""
+
+
+def test_a_classroom_without_camera_or_microphone_still_joins_and_plays(
+    stub: tuple[StubServer, Any], launch_browser: Callable[..., Any], artifacts_dir: Path,
+) -> None:
+    stub_server, server = stub
+    browser = launch_browser(server.origin)
+    logs: list[str] = []
+    teacher = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    console_to(teacher, logs)
+    teacher.goto(f"{server.origin}/web/teacher.html?token=teacher")
+    teacher.wait_for_selector("body[data-state=waiting]", timeout=10_000)
+    teacher.click("#start")
+    teacher.wait_for_selector("body[data-state=live]", timeout=15_000)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_init_script(NO_DEVICES)
+    classroom = context.new_page()
+    console_to(classroom, logs)
+    classroom.goto(f"{server.origin}/web/classroom.html?token=classroom")
+    try:
+        classroom.wait_for_function(VIDEO_PLAYING, timeout=20_000)
+        classroom.wait_for_selector("#device-notice", state="visible", timeout=10_000)
+    except Exception:
+        print("\n".join(logs))
+        print(classroom.evaluate(DUMP))
+        raise
+    assert "No camera or microphone" in classroom.locator("#device-notice").inner_text()
+    assert classroom.evaluate("() => window.synclass.client.myProducers.length") == 0
+    assert not any(m.get("type") == "publish" and m.get("tracks") == {} for m in stub_server.log)
+    width, before, after = video_progress(classroom)
+    assert width > 0 and after - before > 1.0
+    classroom.screenshot(path=str(artifacts_dir / "stub_classroom_no_devices.png"))
