@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -96,7 +97,14 @@ class Transport:
         self.app_data = app_data
         self._router = router
         servers = [RTCIceServer(**s) for s in ice_servers]
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        # MAX_BUNDLE: every m-line on one transport from the start. With aiortc's
+        # default (BALANCED) a second track of a kind shares its kind's transport
+        # and is marked bundled; when the answer bundles everything onto the
+        # first m-line's transport, that track is left on the discarded one and
+        # never sends (audio, video, video: the third one is silent).
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         self._closed = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._producers: dict[str, Producer] = {}  # by mid

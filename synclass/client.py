@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import aiohttp
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 logger = logging.getLogger("synclass.client")
@@ -182,7 +182,7 @@ class LessonClient:
         The first call opens the publish connection; later calls renegotiate
         it, adding tracks (a teacher who starts sharing courseware)."""
         if self.pc_publish is None:
-            self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
             self._track_specs = {}
         pc = self.pc_publish
         added = {}
@@ -226,7 +226,7 @@ class LessonClient:
     async def _on_offer(self, message: dict[str, Any]) -> None:
         async with self._negotiation:
             if self.pc_receive is None:
-                self.pc_receive = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                self.pc_receive = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
                 self.pc_receive.on("track", self._on_track)
             for info in message.get("consumers", []):
                 if info.get("mid") is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtcpSrPacket
 
 from media import aiortc_hooks as hooks
@@ -65,7 +65,8 @@ class Clients:
         self.tasks: list[asyncio.Task[None]] = []
 
     def new_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # browsers bundle everything; aiortc must be told (see media/transport.py)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.pcs.append(pc)
         return pc
 
@@ -267,6 +268,40 @@ async def test_a_paused_producer_forwards_nothing_and_resumes_on_a_fresh_keyfram
     before = [seq for pt, seq, _ in sub.video_rtp[:seqs_before] if pt == consumer.payload_type]
     assert resumed[0][1] == (before[-1] + 1) & 0xFFFF
     assert sub.sizes == {(640, 480)}
+
+
+# --- (b3) several tracks of one kind on one connection ------------------------------------------
+async def test_audio_then_two_videos_on_one_subscriber_all_arrive(plane: MediaPlane, clients: Clients) -> None:
+    """Camera and courseware to one classroom, audio first: aiortc's default
+    bundle policy left the second video on a discarded transport."""
+    router = await plane.create_router({"session": "b3"})
+    _, camera, audio = await clients.publish(router)
+    _, courseware, _ = await clients.publish(router)
+    sub = await clients.subscribe(router, [audio, camera, courseware], "classroom")
+    await wait_for(
+        lambda: all(c.packets > 0 for c in sub.consumers) and sub.frames["video"] >= 20,
+        10,
+        "every consumer (audio, camera, courseware) to send",
+    )
+    assert [c.kind for c in sub.consumers] == ["audio", "video", "video"]
+    assert all(c.stats()["started"] for c in sub.consumers)
+
+
+async def test_a_publisher_offering_audio_then_two_videos_gets_three_live_producers(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    router = await plane.create_router({"session": "b4"})
+    pc = clients.new_pc()
+    pc.addTransceiver(synthetic.ToneTrack(), direction="sendonly")
+    pc.addTransceiver(synthetic.TestPatternTrack(320, 240, 15), direction="sendonly")
+    pc.addTransceiver(synthetic.TestPatternTrack(640, 360, 5), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sources = ["mic", "camera", "courseware"]
+    tracks = {t.mid: {"source": sources[i]} for i, t in enumerate(pc.getTransceivers())}
+    up = await router.create_transport({"peer": "teacher"})
+    answer, producers = await up.publish(pc.localDescription.sdp, tracks)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    await wait_for(lambda: all(p.packets > 0 for p in producers), 10, "packets on all three producers")
 
 
 # --- (c) closing ------------------------------------------------------------------------------------
