@@ -233,6 +233,14 @@ def test_teacher_and_two_classrooms_share_courseware_raise_hands_go_on_stage_and
         b.wait_for_selector("body[data-courseware=off]", timeout=10_000)
         assert b.locator("#courseware-pane").is_hidden()
         assert teacher.evaluate("() => window.synclass.client.producerFor('courseware')") is None
+        # and sharing again renegotiates a fresh m-line: a new producer the classrooms play
+        first = teacher.evaluate("() => window.synclass.client.myProducers.map((p) => p.id)")
+        teacher.click("#share")
+        teacher.wait_for_function(
+            "() => window.synclass.client.producerFor('courseware') !== null", timeout=15_000)
+        assert teacher.evaluate("() => window.synclass.client.producerFor('courseware').id") not in first
+        b.wait_for_function(video_playing_js(COURSEWARE_VIDEO), timeout=20_000)
+        assert_video_advances(b, COURSEWARE_VIDEO, 1.0)
     except Exception:
         print("\n".join(logs[-200:]))
         for name, page in pages.items():
