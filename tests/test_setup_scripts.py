@@ -40,6 +40,7 @@ DEFAULTS = {
     "ice_servers": [],
     "max_ws_message_bytes": 262144,
     "hello_timeout_s": 10,
+    "max_on_stage": 1,
     "log_level": "info",
 }
 

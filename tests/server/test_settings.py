@@ -82,6 +82,7 @@ def test_the_file_is_overridden_by_env_and_env_by_overrides(
     [
         ({"SYNCLASS_PORT": "http"}, {}, "setting port must be an integer, got 'http'"),
         ({"SYNCLASS_PORT": "70000"}, {}, "setting port must be between 0 and 65535, got 70000"),
+        ({"SYNCLASS_MAX_ON_STAGE": "0"}, {}, "setting max_on_stage must be between 1 and 16, got 0"),
         ({}, {"port": True}, "setting port must be an integer, got True"),
         (
             {"SYNCLASS_TLS_SELF_SIGNED": "maybe"},
