@@ -184,3 +184,42 @@ def test_a_classroom_without_camera_or_microphone_still_joins_and_plays(
     width, before, after = video_progress(classroom)
     assert width > 0 and after - before > 1.0
     classroom.screenshot(path=str(artifacts_dir / "stub_classroom_no_devices.png"))
+
+
+FAKE_WAKE_LOCK = """(() => {
+    const requests = [];
+    const sentinels = [];
+    Object.defineProperty(navigator, 'wakeLock', {configurable: true, value: {
+        async request(type) {
+            requests.push(type);
+            const listeners = [];
+            const sentinel = {released: false, type,
+                addEventListener(name, fn) { if (name === 'release') listeners.push(fn); },
+                release() { sentinel.released = true; listeners.forEach(fn => fn()); }};
+            sentinels.push(sentinel);
+            return sentinel;
+        }}});
+    window.__wake = {requests, sentinels};
+})()"""
+
+
+def test_the_classroom_keeps_the_screen_awake_and_asks_again_after_losing_it(
+    stub: tuple[StubServer, Any], launch_browser: Callable[..., Any]
+) -> None:
+    _, server = stub
+    browser = launch_browser(server.origin)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    context.add_init_script(FAKE_WAKE_LOCK)
+    classroom = context.new_page()
+    classroom.goto(f"{server.origin}/web/classroom.html?token=classroom")
+    classroom.wait_for_selector("body[data-state=waiting]", timeout=10_000)
+    classroom.wait_for_function("() => window.__wake.requests.length >= 1", timeout=10_000)
+    assert classroom.evaluate("() => window.__wake.requests") == ["screen"]
+    assert classroom.evaluate("() => window.synclass.wakeLock") is True
+    # the system takes the lock away (the tab was hidden); back in view, the page asks again
+    classroom.evaluate("() => window.__wake.sentinels[0].release()")
+    assert classroom.evaluate("() => window.synclass.wakeLock") is False
+    classroom.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    classroom.wait_for_function("() => window.__wake.requests.length === 2", timeout=5_000)
+    assert classroom.evaluate("() => window.synclass.wakeLock") is True
+    context.close()
