@@ -6,6 +6,15 @@ Sequence numbers and timestamps are offsets from the producer's, chosen when
 the consumer starts (or resumes) so the subscriber sees one continuous
 stream. A video consumer starts only on a keyframe; until then it asks the
 producer for one, at most once a second.
+
+Layers: a source published as several tracks (layer 0 = full resolution,
+1, 2 = lower) is consumed by ONE consumer that forwards one of them. It is
+created on its primary producer (the one the control plane knows it by) and
+told the others with ``set_layers``; ``set_layer`` picks one. A switch waits
+for a keyframe of the target layer (asked for) while the current layer keeps
+flowing, then continues the subscriber's sequence numbers and timestamps, so
+the receiver sees one stream whose resolution changed. ``set_layer(None)``
+pauses the video (bandwidth too low) until a layer is set again.
 """
 
 from __future__ import annotations
@@ -49,7 +58,14 @@ class Consumer:
         self.app_data = app_data
         self.transceiver = transceiver
         self._transport = transport
-        self._producer = producer
+        self._producer = producer  # the layer being forwarded
+        self._primary = producer  # the layer the consumer was made for; it dies with it
+        self._layers: dict[int, "Producer"] = {_layer_of(producer): producer}
+        self._pending: Optional["Producer"] = None  # the layer being switched to
+        self._starved = False  # paused because the link cannot carry any layer
+        self._layer_callbacks: list[Callable[[Optional[int]], None]] = []
+        self._segment_start = 0  # first outgoing seq of the current layer's stretch
+        self.layer_switches = 0
         self._closed = False
         self._paused = False
         self._close_callbacks: list[Callable[[], None]] = []
@@ -88,6 +104,7 @@ class Consumer:
         self.jitter = 0
         self.rtt_s: Optional[float] = None
         self.remb_bps: Optional[int] = None
+        self.receiver_reports = 0  # counts RR blocks about this track (the controller reads deltas)
         self._lsr = -1
         self._lsr_time = 0.0
         producer._attach(self)
@@ -118,6 +135,106 @@ class Consumer:
     def on_close(self, callback: Callable[[], None]) -> None:
         self._close_callbacks.append(callback)
 
+    # -- layers ------------------------------------------------------------------
+    @property
+    def layer(self) -> Optional[int]:
+        """The layer forwarded now (None while starved)."""
+        return None if self._starved else _layer_of(self._producer)
+
+    @property
+    def layers(self) -> dict[int, "Producer"]:
+        return dict(self._layers)
+
+    @property
+    def target_layer(self) -> Optional[int]:
+        if self._starved:
+            return None
+        return _layer_of(self._pending) if self._pending is not None else _layer_of(self._producer)
+
+    def on_layer(self, callback: Callable[[Optional[int]], None]) -> None:
+        """Call ``callback(layer)`` whenever the forwarded layer changes (None: starved)."""
+        self._layer_callbacks.append(callback)
+
+    def set_layers(self, producers: list["Producer"]) -> None:
+        """The producers that are layers of this consumer's source (the primary included)."""
+        layers = {_layer_of(p): p for p in producers if not p.closed and p.kind == self.kind}
+        layers[_layer_of(self._primary)] = self._primary
+        self._layers = layers
+        if self._pending is not None and self._pending not in layers.values():
+            self._cancel_pending()
+
+    def set_layer(self, layer: Optional[int]) -> None:
+        """Forward ``layer`` from its next keyframe on; None pauses (starved)."""
+        if self._closed:
+            return
+        if layer is None:
+            if not self._starved:
+                self._cancel_pending()
+                self._starved = True
+                self._notify_layer()
+            return
+        target = self._layers.get(layer)
+        if target is None:
+            raise LookupError(f"consumer {self.id} has no layer {layer}")
+        if self._starved:
+            self._starved = False
+            self._cancel_pending()
+            if target is not self._producer:
+                self._producer._detach(self)
+                self._producer = target
+                target._attach(self)
+            self._restart()
+            self._notify_layer()
+            return
+        if target is self._producer:
+            self._cancel_pending()
+            return
+        if target is self._pending:
+            return
+        self._cancel_pending()
+        self._pending = target
+        target._attach(self)
+        self._last_keyframe_ask = -1e9
+        self._ask_keyframe()
+
+    def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            self._pending._detach(self)
+            self._pending = None
+
+    def _switch_to_pending(self) -> None:
+        """The target layer's keyframe is here: forward it from this packet on."""
+        assert self._pending is not None
+        self._producer._detach(self)
+        self._producer = self._pending
+        self._pending = None
+        self.layer_switches += 1
+        self._restart(ask=False)
+        self._notify_layer()
+
+    def _notify_layer(self) -> None:
+        layer = self.layer
+        for callback in self._layer_callbacks:
+            try:
+                callback(layer)
+            except Exception:
+                logger.exception("x layer callback failed")
+
+    async def _producer_closed(self, producer: "Producer") -> None:
+        """One of this consumer's layers closed: the primary takes the consumer
+        with it; another layer is just dropped (falling back to the primary)."""
+        if producer is self._primary:
+            await self.close()
+            return
+        self._layers = {k: p for k, p in self._layers.items() if p is not producer}
+        if producer is self._pending:
+            self._pending = None
+        if producer is self._producer:
+            self._producer = self._primary
+            self._primary._attach(self)
+            self._restart()
+            self._notify_layer()
+
     def stats(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -126,6 +243,10 @@ class Consumer:
             "mid": self.mid,
             "paused": self._paused,
             "started": not self._waiting,
+            "layer": self.layer,
+            "target_layer": self.target_layer,
+            "layers": sorted(self._layers),
+            "layer_switches": self.layer_switches,
             "packets": self.packets,
             "octets": self.octets,
             "retransmissions": self.retransmissions,
@@ -145,6 +266,8 @@ class Consumer:
         self._closed = True
         self._send = None
         self._producer._detach(self)
+        self._cancel_pending()
+        self._layer_callbacks.clear()
         await self._transport._forget_consumer(self)
         for callback in self._close_callbacks:
             try:
@@ -154,23 +277,31 @@ class Consumer:
         self._close_callbacks.clear()
 
     # -- forwarding (hot path) --------------------------------------------------
-    def _restart(self) -> None:
+    def _restart(self, ask: bool = True) -> None:
         """Wait for the next keyframe (video) and continue seq/timestamps from there."""
         self._waiting = True
         if self.packets:
             self._next_seq = (self._last_seq + 1) & 0xFFFF
             elapsed = max(0.0, time.time() - self._last_time)
             self._next_ts = (self._last_ts + int(elapsed * self.clock_rate) + 1) & 0xFFFFFFFF
-        if self._is_video:
+        if self._is_video and ask:
             self._ask_keyframe()
 
     def _ask_keyframe(self) -> None:
         now = time.monotonic()
         if now - self._last_keyframe_ask >= KEYFRAME_RETRY_S:
             self._last_keyframe_ask = now
-            self._producer.request_keyframe()
+            (self._pending or self._producer).request_keyframe()
 
-    def forward(self, buf: bytearray, packet: Any, keyframe: bool, now: float) -> None:
+    def forward(self, buf: bytearray, packet: Any, keyframe: bool, now: float, producer: Any = None) -> None:
+        if producer is not self._producer and producer is not None:
+            # a layer being switched to: only its keyframe makes the switch
+            if producer is not self._pending or self._paused or self._starved:
+                return
+            if not keyframe:
+                self._ask_keyframe()
+                return
+            self._switch_to_pending()
         send = self._send
         if send is None:
             send = self._send = hooks.fast_sender(self._transport.dtls)
@@ -178,7 +309,7 @@ class Consumer:
                 return
             if self._is_video:
                 self._ask_keyframe()
-        if self._paused:
+        if self._paused or self._starved:
             return
         in_seq = packet.sequence_number
         if self._waiting:
@@ -187,6 +318,7 @@ class Consumer:
                 return
             self._waiting = False
             self._start_seq = in_seq
+            self._segment_start = self._next_seq
             self._seq_off = (self._next_seq - in_seq) & 0xFFFF
             self._ts_off = (self._next_ts - packet.timestamp) & 0xFFFFFFFF
             self.keyframes_started += 1
@@ -210,6 +342,9 @@ class Consumer:
         send = self._send
         layout = self.layout
         if send is None or layout is None or self._waiting:
+            return
+        if (out_seq - self._segment_start) & 0xFFFF >= 0x8000:
+            self.nack_misses += 1  # sent from another layer before a switch: gone
             return
         in_seq = (out_seq - self._seq_off) & 0xFFFF
         if (in_seq - self._start_seq) & 0xFFFF >= 0x8000:
@@ -265,6 +400,7 @@ class Consumer:
             for report in packet.reports:
                 if report.ssrc != self.ssrc:
                     continue
+                self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256
                 self.packets_lost = report.packets_lost
                 self.jitter = report.jitter
@@ -313,3 +449,7 @@ class Consumer:
 
     def goodbye(self) -> None:
         self._send = None
+
+
+def _layer_of(producer: Any) -> int:
+    return int(producer.app_data.get("layer", 0) or 0)

@@ -30,6 +30,11 @@ logger = logging.getLogger("synclass.media.producer")
 # mediasoup and Galène both ask a publisher for at most one keyframe a second:
 # a keyframe is 10-20 packets, asking faster only floods the uplink.
 KEYFRAME_REQUEST_INTERVAL_S = 1.0
+# A track's bitrate is measured over windows this long.
+RATE_WINDOW_S = 1.0
+# Bytes a packet takes on the wire besides its payload: RTP header with
+# extensions (~20), SRTP tag (10), UDP + IPv4 (28). What a rate cap counts.
+PACKET_OVERHEAD_BYTES = 60
 
 
 class PublisherClock:
@@ -87,6 +92,9 @@ class Producer:
         self._last_keyframe_request = -1e9
         self.packets = 0
         self.octets = 0
+        # what this track takes on a link (payload + per-packet overhead), per second
+        self.bitrate_bps = 0
+        self._rate_window = (0.0, 0, 0)  # (start time, packets, octets) at its start
         self.keyframes = 0
         self.keyframe_requests = 0
         hooks.install_receiver_hooks(receiver, self)
@@ -138,6 +146,7 @@ class Producer:
             "mime_type": self.mime_type,
             "packets": self.packets,
             "octets": self.octets,
+            "bitrate_bps": self.bitrate_bps,
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "consumers": len(self._consumers),
@@ -150,7 +159,7 @@ class Producer:
             return
         self._closed = True
         for consumer in list(self._consumers):
-            await consumer.close()
+            await consumer._producer_closed(self)
         self._consumers.clear()
         self._transport._forget_producer(self)
         for callback in self._close_callbacks:
@@ -198,6 +207,12 @@ class Producer:
         self.media_ssrc = packet.ssrc
         now = time.time()
         self.last_packet = (now, packet.timestamp)
+        start, packets0, octets0 = self._rate_window
+        if now - start >= RATE_WINDOW_S:
+            if start:
+                bits = (self.octets - octets0 + (self.packets - packets0) * PACKET_OVERHEAD_BYTES) * 8
+                self.bitrate_bps = int(bits / (now - start))
+            self._rate_window = (now, self.packets, self.octets)
         self.cache.put(packet.sequence_number, packet)
         consumers = self._consumers
         if not consumers or self._paused:
@@ -219,7 +234,7 @@ class Producer:
                 buf += payload
                 templates[layout.key] = buf
             try:
-                consumer.forward(buf, packet, keyframe, now)
+                consumer.forward(buf, packet, keyframe, now, self)
             except Exception:
                 # An exception reaching aiortc here closes the *publisher's*
                 # DTLS transport: one subscriber's dead socket must not do that.

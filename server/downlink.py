@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .messages import SignalError
-from .seam import Consumer, Router, Transport
+from .seam import Consumer, Producer, Router, Transport
+
+LayersOf = Callable[[str], list[Producer]]  # primary producer id -> every layer of its source
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ def consumer_info(consumer: Consumer) -> dict[str, Any]:
         "kind": consumer.kind,
         "source": consumer.app_data.get("source"),
         "mid": consumer.mid,
+        "layer": consumer.layer,
     }
 
 
@@ -39,8 +42,12 @@ class Downlink:
         router: Router,
         subscriber_id: str,
         send: Callable[[dict[str, Any]], None],
+        layers_of: LayersOf | None = None,
+        app_data_of: Callable[[Producer], dict[str, Any]] | None = None,
     ) -> None:
         self.transport = transport
+        self._layers_of = layers_of or (lambda producer_id: [])
+        self._app_data_of = app_data_of or (lambda producer: {})
         self._router = router
         self._subscriber_id = subscriber_id
         self._send = send
@@ -62,6 +69,12 @@ class Downlink:
     def unwant(self, producer_ids: Iterable[str]) -> None:
         self.wanted.difference_update(producer_ids)
         self._kick()
+
+    def refresh_layers(self, producer_id: str) -> None:
+        """The layers of ``producer_id``'s source changed (one published or closed)."""
+        consumer = self.consumers.get(producer_id)
+        if consumer is not None and not consumer.closed:
+            consumer.set_layers(self._layers_of(producer_id))
 
     def _kick(self) -> None:
         if self._closed:
@@ -112,15 +125,31 @@ class Downlink:
             except LookupError:
                 self.wanted.discard(producer_id)  # closed meanwhile
                 continue
-            self.consumers[producer_id] = await self.transport.consume(
+            consumer = self.consumers[producer_id] = await self.transport.consume(
                 producer,
                 {
                     "subscriber_id": self._subscriber_id,
                     "publisher_id": producer.app_data.get("participant_id"),
                     "source": producer.app_data.get("source"),
+                    **self._app_data_of(producer),
                 },
             )
+            consumer.set_layers(self._layers_of(producer_id))
+            consumer.on_layer(self._layer_changed(consumer))
             changed = True
+        return changed
+
+    def _layer_changed(self, consumer: Consumer) -> Callable[[int | None], None]:
+        def changed(layer: int | None) -> None:
+            self._send(
+                {
+                    "type": "consumer_layer",
+                    "consumer_id": consumer.id,
+                    "producer_id": consumer.producer_id,
+                    "layer": layer,
+                }
+            )
+
         return changed
 
     async def answer(self, sdp: str) -> None:

@@ -20,7 +20,15 @@ from .downlink import Downlink
 from .messages import RequestId, SignalError
 from .models import ClassSession, utc_now
 from .peer import Peer
-from .policy import Action, may_publish, receives, refusal, sees_participant, subscription
+from .policy import (
+    Action,
+    may_publish,
+    priority,
+    receives,
+    refusal,
+    sees_participant,
+    subscription,
+)
 from .seam import MediaPlane, Producer, Router, Transport
 from .store import Store
 
@@ -41,7 +49,28 @@ class LiveSession:
         self.router: Router | None = None
         self.ended = False
         self.next_hand = 1  # raise-hand tickets grow through the session
+        # Layers: producers of one owner's source (camera at 3 resolutions) form
+        # a group; the group is known by its primary (its first producer), the
+        # only one subscribed to — the media plane picks the layer per link.
+        self.group_of: dict[str, tuple[str, str, str]] = {}  # producer id -> group key
+        self.primaries: dict[tuple[str, str, str], str] = {}  # group key -> primary producer id
         self._router_lock = asyncio.Lock()
+
+    def is_primary(self, producer_id: str) -> bool:
+        key = self.group_of.get(producer_id)
+        return key is not None and self.primaries.get(key) == producer_id
+
+    def primary_of(self, producer_id: str) -> str:
+        key = self.group_of.get(producer_id)
+        return self.primaries.get(key, producer_id) if key is not None else producer_id
+
+    def layers_of(self, producer_id: str) -> list[Producer]:
+        key = self.group_of.get(producer_id)
+        return [
+            producer
+            for pid, (_, producer) in self.producers.items()
+            if key is not None and self.group_of.get(pid) == key
+        ]
 
     async def get_router(self, media: MediaPlane) -> Router:
         async with self._router_lock:
@@ -61,6 +90,11 @@ def producer_info(owner: Peer, producer: Producer) -> dict[str, Any]:
         "layer": producer.app_data.get("layer", 0),
         "paused": producer.paused,
     }
+
+
+def _consumer_app_data(producer: Producer) -> dict[str, Any]:
+    """What the media plane needs to know of a consumer: its rank under scarcity."""
+    return {"priority": priority(producer.kind, producer.app_data.get("source"), producer.app_data.get("role", "classroom"))}
 
 
 class Live:
@@ -189,7 +223,9 @@ class Live:
         peer.reset_interaction()
         peer.attendance_id = attendance_id
         peer.live = live
-        peer.downlink = Downlink(transport, router, peer.id, peer.send)
+        peer.downlink = Downlink(
+            transport, router, peer.id, peer.send, layers_of=live.layers_of, app_data_of=_consumer_app_data
+        )
         self._watch(peer, transport)
         others = list(live.peers.values())
         live.peers[peer.id] = peer
@@ -209,7 +245,7 @@ class Live:
         auto = [
             producer_id
             for producer_id, (owner, _) in live.producers.items()
-            if receives(peer.role, owner.role, owner.on_stage)
+            if receives(peer.role, owner.role, owner.on_stage) and live.is_primary(producer_id)
         ]
         if auto:
             peer.downlink.want(auto)
@@ -318,7 +354,12 @@ class Live:
             self._watch(peer, transport)
         up = peer.up
         app_data = {
-            mid: {"participant_id": peer.id, "source": t["source"], "layer": t.get("layer", 0)}
+            mid: {
+                "participant_id": peer.id,
+                "role": peer.role,
+                "source": t["source"],
+                "layer": t.get("layer", 0),
+            }
             for mid, t in tracks.items()
         }
         try:
@@ -331,6 +372,9 @@ class Live:
             raise SignalError("no_session", "left the session while publishing", re)
         for producer in producers:
             live.producers[producer.id] = (peer, producer)
+            key = (peer.id, str(producer.app_data.get("source")), producer.kind)
+            live.group_of[producer.id] = key
+            live.primaries.setdefault(key, producer.id)
             producer.on_close(self._on_producer_close(live, producer.id))
             if self._is_muted(peer, producer):
                 producer.pause()
@@ -344,11 +388,16 @@ class Live:
         )
         for producer in producers:
             log.info("- %r published %s %s", peer, producer.kind, producer.id)
+            primary = live.primary_of(producer.id)
             for other in live.peers.values():
                 if other is peer:
                     continue
                 other.send({"type": "producer_added", "producer": producer_info(peer, producer)})
-                if other.downlink is not None and receives(other.role, peer.role, peer.on_stage):
+                if other.downlink is None:
+                    continue
+                if primary != producer.id:
+                    other.downlink.refresh_layers(primary)  # one more layer of a source
+                elif receives(other.role, peer.role, peer.on_stage):
                     other.downlink.want([producer.id])
 
     async def unpublish(self, peer: Peer, producer_id: str, re: RequestId | None) -> None:
@@ -370,11 +419,25 @@ class Live:
         if entry is None or live.ended:
             return
         owner = entry[0]
+        key = live.group_of.pop(producer_id, None)
+        successor = None  # the layer that takes over a closed primary
+        if key is not None and live.primaries.get(key) == producer_id:
+            rest = [p for pid, (_, p) in live.producers.items() if live.group_of.get(pid) == key]
+            if rest:
+                successor = min(rest, key=lambda p: int(p.app_data.get("layer", 0) or 0)).id
+                live.primaries[key] = successor
+            else:
+                del live.primaries[key]
+        primary = live.primaries.get(key) if key is not None else None
         for other in live.peers.values():
             if other is owner:
                 continue
             if other.downlink is not None and producer_id in other.downlink.wanted:
                 other.downlink.unwant([producer_id])
+                if successor is not None:
+                    other.downlink.want([successor])
+            elif other.downlink is not None and primary is not None:
+                other.downlink.refresh_layers(primary)
             other.send(
                 {"type": "producer_removed", "producer_id": producer_id, "participant_id": owner.id}
             )
@@ -400,13 +463,13 @@ class Live:
             if rule == "stage" and not owner.on_stage:
                 raise SignalError("forbidden", f"participant {owner.id} is not on stage", re)
         assert peer.downlink is not None
-        peer.downlink.want(producer_ids)
+        peer.downlink.want({live.primary_of(pid) for pid in producer_ids})  # a layer: its source
         peer.send({"type": "subscribed", "producer_ids": producer_ids, "re": re})
 
     def unsubscribe(self, peer: Peer, producer_ids: list[str], re: RequestId | None) -> None:
-        self._joined(peer, re)
+        live = self._joined(peer, re)
         assert peer.downlink is not None
-        peer.downlink.unwant(producer_ids)
+        peer.downlink.unwant({live.primary_of(pid) for pid in producer_ids} | set(producer_ids))
         peer.send({"type": "unsubscribed", "producer_ids": producer_ids, "re": re})
 
     async def answer(self, peer: Peer, sdp: str, re: RequestId | None) -> None:
@@ -515,7 +578,7 @@ class Live:
 
     def _follow_stage(self, live: LiveSession, target: Peer) -> None:
         """Give (or take away) ``target``'s tracks to those who receive it only on stage."""
-        own = [pid for pid, (owner, _) in live.producers.items() if owner is target]
+        own = [pid for pid, (owner, _) in live.producers.items() if owner is target and live.is_primary(pid)]
         if not own:
             return
         for other in live.peers.values():

@@ -106,3 +106,13 @@ def refusal(
             "only the teacher can turn it back on"
         )
     return None
+
+
+def priority(kind: str, source: str | None, publisher: Role) -> int:
+    """Who keeps bandwidth when a link is short (lower first): sound, then the
+    courseware, then the teacher's camera, then other classrooms."""
+    if kind == "audio":
+        return 0
+    if source == "courseware":
+        return 1
+    return 2 if publisher == "teacher" else 3

@@ -72,6 +72,17 @@ class Consumer(Protocol):
 
     def resume(self) -> None: ...
 
+    @property
+    def layer(self) -> int | None:
+        """The layer forwarded now; None while the link carries none (video paused)."""
+
+    def set_layers(self, producers: list[Producer]) -> None:
+        """Every producer that is a layer of this consumer's source (the media
+        plane picks one per subscriber link and switches at keyframes)."""
+
+    def on_layer(self, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(layer)`` whenever the forwarded layer changes."""
+
     def on_close(self, callback: Callable[[], None]) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...

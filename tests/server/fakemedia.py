@@ -85,6 +85,9 @@ class FakeConsumer(_Closable):
         self.mid: str | None = None
         self.app_data = app_data
         self._paused = False
+        self.current_layer: int | None = 0
+        self.layer_ids: list[str] = []
+        self.layer_callbacks: list[Any] = []
 
     @property
     def paused(self) -> bool:
@@ -95,6 +98,22 @@ class FakeConsumer(_Closable):
 
     def resume(self) -> None:
         self._paused = False
+
+    @property
+    def layer(self) -> int | None:
+        return self.current_layer
+
+    def set_layers(self, producers: list[Any]) -> None:
+        self.layer_ids = sorted(p.id for p in producers)
+
+    def on_layer(self, callback: Any) -> None:
+        self.layer_callbacks.append(callback)
+
+    def switch_layer(self, layer: int | None) -> None:
+        """Test hook: the media plane decided on another layer."""
+        self.current_layer = layer
+        for callback in self.layer_callbacks:
+            callback(layer)
 
     async def close(self) -> None:
         self._mark_closed()

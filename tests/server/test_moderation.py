@@ -213,7 +213,7 @@ async def test_a_track_published_on_stage_reaches_the_other_classrooms(room: Roo
     await ask(room, "teacher", {"type": "stage", "participant_id": room.ids["A"]})
     await pushed(room, "B")
     reply = await ask(
-        room, "A", {"type": "publish", "sdp": "A2", "tracks": {**CAMERA_AND_MIC, "2": {"source": "camera", "layer": 1}}}
+        room, "A", {"type": "publish", "sdp": "A2", "tracks": {**CAMERA_AND_MIC, "2": {"source": "courseware"}}}
     )
     (extra,) = reply["producers"]
     await pushed(room, "B")
