@@ -1,0 +1,605 @@
+"""Per-link adaptation: which layer of each video source a subscriber gets.
+
+Pure control logic: no I/O, no asyncio, no aiortc. Every method takes the
+current time (seconds, any monotonic clock) as an argument, so the whole loop
+can be played in simulated time (tests/media/test_adapt.py does).
+
+The loop, per subscriber (one classroom's downlink):
+
+    estimator = LinkEstimator(now)                  # what the link carries
+    on each receiver report (all of the subscriber's streams together):
+        estimator.on_report(now, fraction_lost, sent_bps, rtt_s)
+        allowed = allocate(estimator.estimate(now), demands)
+        for each video consumer:
+            layer = selectors[key].update(now, allowed[key])   # None: pause
+    on each REMB:
+        estimator.on_remb(now, bps)   (then allocate/update again, or wait
+                                       for the next report)
+
+``fraction_lost`` is the loss over all the subscriber's streams during the
+interval (per-consumer RR fractions weighted by the packets each sent), and
+``sent_bps`` is everything sent to the subscriber meanwhile (RTP including
+retransmissions). The consumer switches to the selected layer at that
+layer's next keyframe; until then it keeps forwarding the old one.
+
+The estimator is closed-loop: what it sees (``sent_bps``, loss) depends on
+the layers its own estimate selected. A link is only discovered to be better
+by sending more, and with discrete layers "more" means a whole layer step
+(~3x). So the estimate may rise above what is being sent only in discrete
+"climbs" after a run of clean reports; a climb that is followed by heavy
+loss is withdrawn and doubles the clean stretch needed before the next one
+(2 s, 4 s, 8 s), so a clean link whose next layer does not fit is probed
+about every 12 s (8 s + the selector's 2 s hold + detection), and a link
+that got better is found within ~8 s. The LayerSelector adds hold
+times so the forwarded layer steps up one layer at a time and does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Optional
+
+__all__ = ["Demand", "allocate", "LinkEstimator", "LayerSelector"]
+
+# -- loss bands (Galène) -------------------------------------------------------
+# Below LOSS_LOW the link is taken as uncongested and the estimate grows;
+# above LOSS_HIGH it is congested and the estimate shrinks; in between it
+# holds. The wide hold band is the main hysteresis: a rural link with a few
+# percent of random (non-congestion) loss keeps its rate instead of sawing.
+LOSS_LOW = 0.02
+LOSS_HIGH = 0.10
+# Loss above this is unambiguous congestion (a layer step into a link that
+# cannot carry it loses 45-80 %, a 5 Mbps -> 300 kbps drop 80 %); it is acted
+# on from a single report. Loss between LOSS_HIGH and this must show in two
+# consecutive reports: an RR over a few dozen packets (0.5 s of 150 kbps +
+# audio) at a true 5 % random loss reads over 10 % one report in ten, and
+# has read 27 %.
+LOSS_SEVERE = 0.40
+
+# Galène's increase factor per report below LOSS_LOW (its decrease factor is
+# (1 - loss/2), applied in LinkEstimator.on_report).
+GROWTH = 1.05
+# ...but the estimate grows smoothly only up to this multiple of what is
+# being sent (the largest sent rate of the last SENT_WINDOW_S): clean
+# reports prove nothing about rates never sent. 1.2 leaves room for encoder
+# overshoot (keyframes, VBR) above a layer's nominal rate.
+GROWTH_HEADROOM = 1.2
+# "What is being sent" is the largest sent rate reported over this window
+# (a report straddling a layer switch or keyframe wait under-reads it), among
+# reports since the last congestion: a rate that met heavy loss was not carried.
+SENT_WINDOW_S = 3.0
+# After confirmed heavy loss, the estimate is never above what got through
+# (sent x (1 - loss)) times this slack. This is what makes a 5 Mbps -> 300 kbps
+# drop land on the right layer from the first report (multiplying by
+# (1 - loss/2) alone would take 4-8 reports). The slack covers the noise of
+# that measurement (at 80 % loss over ~200 packets, 1 - loss is known to
+# +-15 %) and random loss on top of congestion (a 350 kbps link at 5 % loss
+# lets 332 kbps through; x1.25 = 415 kbps still carries audio + courseware,
+# 340 kbps). It stays below the ~2.85x between layers: 300 kbps -> 356 kbps
+# is layer 2, not layer 1; 64 kbps -> 76 kbps is audio only; and a confirmed
+# 20 % loss (two reports) on layer 2 + audio still leaves 190 kbps.
+DELIVERED_SLACK = 1.25
+# After a cut, a heavy-loss report within this long changes nothing unless
+# its loss is CUT_WORSE above the one acted on: it mostly describes the rate
+# before the cut took effect (a consumer keeps the old layer until the new
+# one's keyframe, and the RR interval straddles the switch, so what got
+# through also under-measures the link). Cutting again would take a 300 kbps
+# link from layer 2 straight to audio only. Clearly worse loss is acted on:
+# a drop in the middle of an RR interval first shows as half its loss.
+CUT_HOLD_S = 2.0
+CUT_WORSE = 0.10
+
+# -- climbing (probing upward) -------------------------------------------------
+# A climb multiplies the estimate (or the sent rate, if higher) by this. From
+# the growth ceiling (1.2 x sent) one climb covers a layer step (~2.85x with
+# the audio): 1.2 x 2.5 = 3.
+CLIMB_FACTOR = 2.5
+# ...but the estimate never climbs above max(sent x PROBE_MAX_RATIO,
+# sent + PROBE_MIN_BPS): a ratio above the ~2.85x between simulcast layers
+# (with audio) even when the RR interval straddles the step up (half the
+# interval at the new rate reads ~1.9x the old rate; 1.9 x 2.85 = 5.4 is
+# covered a report later), and an absolute floor so that from audio only
+# (40 kbps) the estimate can still reach the lowest video layer or the
+# courseware. Keeps a link that only ever carried 1.5 Mbps from being
+# "estimated" at 20 Mbps.
+PROBE_MAX_RATIO = 5.0
+PROBE_MIN_BPS = 500_000
+# A climb needs an unbroken run of clean reports (each loss < CLIMB_LOSS, no
+# REMB decrease) this long. Stricter than LOSS_LOW: at 5 % random loss over
+# ~65 packets (layer 2 + audio, 1 s), one lost packet reads 1.5 % and two
+# such reports in a row come every ~40 s; a report with none lost comes one
+# time in thirty. The run starts at CLIMB_WAIT_S, doubles after each failed
+# climb, capped at CLIMB_WAIT_MAX_S. The cap of 8 s bounds the time to find
+# a link that got better; a clean link whose next layer does not fit is then
+# probed about every 8 s + up hold (2 s) + detection (~1.5 s), i.e. ~5 times
+# a minute.
+CLIMB_LOSS = 0.01
+CLIMB_WAIT_S = 2.0
+CLIMB_WAIT_MAX_S = 8.0
+# A link with steady random loss in the hold band (2-10 %) never has a clean
+# run, so without this it could never correct an estimate that came out low
+# (one noisy measurement can pause the camera on a 300 kbps link for good)
+# nor find that it got better. It may climb too, but only after this long
+# without congestion (and without another hold-band climb); doubled by each
+# failed climb up to HOLD_CLIMB_WAIT_MAX_S, back to the start only after a
+# climb that held. A 300 kbps / 5 % link on layer 2 thus tries layer 1 after
+# 20, 40, 80, 160 s, then every 4 minutes.
+HOLD_CLIMB_WAIT_S = 20.0
+HOLD_CLIMB_WAIT_MAX_S = 240.0
+# Within one run of clean reports, successive climbs are at least this far
+# apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
+CLIMB_STEP_S = 1.0
+# A climb is "used" when the sent rate rises above PROBE_USED_RATIO x the rate
+# before the first climb of the series. If not used within CLIMB_VERDICT_S of
+# the last climb (up hold 2 s + keyframe ~1 s + one RR + margin), the climb
+# is forgotten (neither success nor failure).
+PROBE_USED_RATIO = 1.2
+CLIMB_VERDICT_S = 5.0
+# A used climb that ran this long without heavy loss succeeded: the waits
+# go back to their start (so the next layer step up comes quickly).
+CLIMB_CONFIRM_S = 2.0
+# A used climb that failed takes the estimate back to where the climb run
+# started, or to what its heavy-loss report measured if that is higher:
+# 1.25 x what got through, but below PROBE_BACK_RATIO x what was sent (so
+# below the failed allocation). E.g. courseware + camera (490 kbps) tried
+# on a 350 kbps link -> ~415 kbps: courseware on, camera off.
+PROBE_BACK_RATIO = 0.9
+# "Reset after a stretch without loss": this long without congestion (loss
+# > LOSS_HIGH or a falling REMB) resets the wait even without a successful
+# climb, so a link with a few % random loss (whose clean runs are short)
+# does not keep a long wait from one old failure. Longer than
+# CLIMB_WAIT_MAX_S plus a failed climb's duration (~3.5 s), so a link whose
+# next layer keeps failing keeps the long wait.
+BACKOFF_RESET_S = 20.0
+
+# -- REMB ----------------------------------------------------------------------
+# REMB is taken as a congestion signal only: a REMB below REMB_BELOW_SENT x
+# the last report's sent rate that is the first one or a decrease of more
+# than REMB_DECREASE (libwebrtc sends a fresh REMB at once when its estimate
+# drops by >= 3 %). It is NOT a cap otherwise: a receiver-side estimate is
+# clamped to ~1.5x what it receives, so capping by it would forbid a layer
+# step (2.8x); and after a step up it lags for seconds while rising.
+REMB_BELOW_SENT = 0.9
+REMB_DECREASE = 0.03
+# libwebrtc's receiver answers overuse with 0.85 x the throughput it
+# measured; dividing by this takes the estimate to that throughput, not
+# 15 % below it (which would e.g. drop the courseware on a 350 kbps link).
+REMB_OVERUSE_BETA = 0.85
+
+# -- layer selection -----------------------------------------------------------
+# Up one layer only after the allocation said "higher" for this long (and
+# this long after the last down-switch): at least two RRs, so one lucky
+# report does not switch, and every layer step up is a probe the estimator
+# can judge before the next one.
+UP_HOLD_S = 2.0
+# Down at once, but at most once per this: a switch costs a keyframe, and
+# a second lower step right after the first usually reflects the same event.
+# Pausing (video must go so audio can flow) ignores it.
+DOWN_HOLD_S = 0.5
+
+# Float time comparisons: times built from sums of 0.1 s steps.
+_EPS = 1e-9
+
+
+# -- allocation ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Demand:
+    """One consumer of one subscriber, as the allocator sees it."""
+
+    key: str  # consumer id
+    kind: str  # "audio" | "video"
+    priority: int  # 0 = most important (audio 0, courseware 1, teacher camera 2, other classrooms 3)
+    layer_bps: tuple[int, ...]  # bitrate each layer needs, index 0 = top layer; audio: one entry
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("audio", "video"):
+            raise ValueError(f"Demand {self.key!r}: kind must be 'audio' or 'video', not {self.kind!r}")
+        layers = tuple(int(b) for b in self.layer_bps)
+        if not layers:
+            raise ValueError(f"Demand {self.key!r}: layer_bps is empty")
+        if any(b < 0 for b in layers):
+            raise ValueError(f"Demand {self.key!r}: negative bitrate in {layers}")
+        if any(layers[i] < layers[i + 1] for i in range(len(layers) - 1)):
+            raise ValueError(f"Demand {self.key!r}: layer_bps must not increase (index 0 = top layer): {layers}")
+        object.__setattr__(self, "layer_bps", layers)
+
+
+def allocate(budget_bps: int, demands: list[Demand]) -> dict[str, Optional[int]]:
+    """Which layer each consumer should get within ``budget_bps``.
+
+    Audio always gets its layer 0 (never None), whatever the budget. Video,
+    ordered by (priority, key): first pass, each track gets its lowest layer
+    if that fits in what is left (so a low-priority track is paused before a
+    higher one loses its lowest layer; a track whose lowest layer does not
+    fit is paused and the next one is still tried); second pass, in the same
+    order, each track is upgraded as high as the remaining budget allows.
+    None = pause. Deterministic: ties broken by key. The answer lists the
+    demands in the order given.
+    """
+    seen: set[str] = set()
+    for d in demands:
+        if d.key in seen:
+            raise ValueError(f"duplicate demand key {d.key!r}")
+        seen.add(d.key)
+
+    result: dict[str, Optional[int]] = {}
+    remaining = float(budget_bps)
+    for d in demands:
+        if d.kind == "audio":
+            result[d.key] = 0
+            remaining -= d.layer_bps[0]
+    remaining = max(remaining, 0.0)
+
+    videos = sorted((d for d in demands if d.kind == "video"), key=lambda d: (d.priority, d.key))
+    for d in videos:
+        lowest = len(d.layer_bps) - 1
+        if d.layer_bps[lowest] <= remaining:
+            result[d.key] = lowest
+            remaining -= d.layer_bps[lowest]
+        else:
+            result[d.key] = None
+    for d in videos:
+        current = result[d.key]
+        if not current:  # paused, or already the top layer
+            continue
+        for i in range(current):  # top layer first
+            extra = d.layer_bps[i] - d.layer_bps[current]
+            if extra <= remaining:
+                result[d.key] = i
+                remaining -= extra
+                break
+    return {d.key: result[d.key] for d in demands}
+
+
+# -- link estimate -------------------------------------------------------------
+@dataclass
+class _Climb:
+    """The climbs of one run, until judged."""
+
+    base_bps: float  # what was being sent before the first climb
+    from_bps: float  # the estimate before the first climb
+    last_at: float  # time of the latest climb
+    used_since: Optional[float] = None  # start of the first interval sent above base
+
+
+class LinkEstimator:
+    """Per-subscriber estimate of what its downlink carries (bps).
+
+    Loss-based like Galène: per report, x1.05 below 2 % loss, x(1 - loss/2)
+    above 10 %, hold in between, clamped to [min_bps, max_bps]. Additions for
+    the closed loop (see the module docstring and the constants):
+
+    * the x1.05 growth stops at 1.2 x what is being sent; above that the
+      estimate rises only by climbs (x2.5, at most to 5 x sent or sent +
+      500 kbps), after an unbroken run of reports below 1 % lasting the
+      current wait (2 s; doubled by each climb followed by heavy loss, cap
+      8 s; back to 2 s after a climb that held for 2 s of use, or after
+      20 s without congestion), or, on a link that is never that clean,
+      after 20 s without congestion (doubled by failures up to 240 s); a
+      failed climb is withdrawn (back to what was carried before it, or to
+      what the failure measured);
+    * after heavy loss the estimate is at most 1.25 x what got through;
+    * 10-40 % loss must show in two consecutive reports; > 40 % acts at once;
+    * a REMB below the sent rate that is the first or a decrease lowers the
+      estimate to the throughput it implies and counts as congestion.
+
+    Known limits (inherent in loss-based control): a link with steady random
+    loss of 2-10 % only climbs by the slow hold-band climbs (a 5 Mbps link
+    with 5 % random loss reaches the top layer in tens of seconds, not
+    seconds); with steady random loss above 10 % the estimate sinks to what
+    audio needs.
+    """
+
+    def __init__(
+        self,
+        now: float,
+        *,
+        initial_bps: int = 1_000_000,
+        min_bps: int = 30_000,
+        max_bps: int = 20_000_000,
+    ) -> None:
+        if min_bps <= 0 or max_bps < min_bps:
+            raise ValueError(f"need 0 < min_bps <= max_bps, got {min_bps}, {max_bps}")
+        self._min = float(min_bps)
+        self._max = float(max_bps)
+        self._est = self._clamp(float(initial_bps))
+        self._created = now
+        self._last_report_at: Optional[float] = None
+        self._loss: Optional[float] = None
+        self._sent: Optional[float] = None
+        self._sent_hist: deque[tuple[float, float]] = deque()
+        self._rtt: Optional[float] = None
+        self._remb: Optional[int] = None
+        self._clean_since: Optional[float] = None
+        self._congested_at = -math.inf
+        self._cut_at = -math.inf
+        self._cut_loss = 0.0
+        self._wait = CLIMB_WAIT_S
+        self._hold_wait = HOLD_CLIMB_WAIT_S
+        self._hold_series_at = -math.inf
+        self._last_climb_at = -math.inf
+        self._climb: Optional[_Climb] = None
+        self._reason = "initial"
+        self._changed_at = now
+        self._climbs = 0
+        self._failed_climbs = 0
+
+    # -- inputs ----------------------------------------------------------------
+    def on_report(self, now: float, fraction_lost: float, sent_bps: float, rtt_s: Optional[float] = None) -> None:
+        """One receiver-report interval: the loss the subscriber saw, and what we sent it meanwhile (bps)."""
+        loss = min(max(float(fraction_lost), 0.0), 1.0)
+        sent = max(float(sent_bps), 0.0)
+        prev_at = self._created if self._last_report_at is None else self._last_report_at
+        prev_loss = self._loss
+        self._last_report_at = now
+        self._loss = loss
+        self._sent = sent
+        if rtt_s is not None:
+            self._rtt = rtt_s
+        if loss > LOSS_HIGH:
+            self._clean_since = None
+            self._sent_hist.clear()
+            if loss <= LOSS_SEVERE and (prev_loss is None or prev_loss <= LOSS_HIGH):
+                return  # one report of 10-40 %: noise until the next one says so too
+            cut = loss if loss > LOSS_SEVERE or prev_loss is None else min(loss, prev_loss)
+            failed = self._congestion(now)
+            target: Optional[float] = None
+            if now - self._cut_at >= CUT_HOLD_S - _EPS or cut > self._cut_loss + CUT_WORSE:
+                self._cut_at, self._cut_loss = now, cut
+                target = self._est * (1.0 - cut / 2.0)
+                if sent > 0:
+                    target = min(target, sent * (1.0 - cut) * DELIVERED_SLACK)
+            if failed is not None:
+                back, used = self._withdraw(failed, sent, loss)
+                # A used probe caused the loss: back to where it started, even if what
+                # got through (in reports straddling the switch) reads lower.
+                target = back if target is None or used else min(target, back)
+                if used:
+                    self._cut_at, self._cut_loss = now, 1.0  # explains any loss until the switch back lands
+            if target is not None and target < self._est:
+                self._congested_at = now
+                self._set(now, target, "climb failed" if failed else "loss>40%" if cut > LOSS_SEVERE else "loss>10%")
+            return
+
+        self._sent_hist.append((now, sent))
+        while self._sent_hist[0][0] < now - SENT_WINDOW_S - _EPS:
+            self._sent_hist.popleft()
+        sent_ref = max(s for _, s in self._sent_hist)
+
+        if now - max(self._congested_at, self._created) >= BACKOFF_RESET_S - _EPS:
+            self._wait = CLIMB_WAIT_S
+        self._judge_climb(now, prev_at, sent)
+        if loss < CLIMB_LOSS:
+            if self._clean_since is None:
+                self._clean_since = max(prev_at, self._congested_at)
+        else:
+            self._clean_since = None
+        if loss >= LOSS_LOW:  # hold band: no growth; a climb only after a long calm
+            if self._hold_climb_due(now):
+                self._climb_step(now, sent_ref, hold_band=True)
+            return
+        grown = max(min(self._est * GROWTH, sent_ref * GROWTH_HEADROOM), self._est)
+        if self._clean_since is not None:
+            if now - self._clean_since >= self._wait - _EPS and now - self._last_climb_at >= CLIMB_STEP_S - _EPS:
+                if self._climb_step(now, sent_ref, hold_band=False, above=grown):
+                    return
+        elif self._hold_climb_due(now) and self._climb_step(now, sent_ref, hold_band=True, above=grown):
+            return
+        self._set(now, grown, "loss<2%")
+
+    def on_remb(self, now: float, bps: int) -> None:
+        """A REMB from the subscriber (its receive-side estimate, bps)."""
+        prev = self._remb
+        self._remb = int(bps)
+        if self._sent is None:
+            return  # nothing to compare with yet
+        falling = prev is None or bps < prev * (1.0 - REMB_DECREASE)
+        if falling and bps < self._sent * REMB_BELOW_SENT:
+            self._congested_at = now
+            failed = self._congestion(now)
+            target = bps / REMB_OVERUSE_BETA
+            if failed is not None:
+                target = min(target, self._withdraw(failed, self._sent, self._loss or 0.0)[0])
+            if target < self._est:
+                self._set(now, target, "remb")
+
+    # -- outputs ---------------------------------------------------------------
+    def estimate(self, now: float) -> int:
+        """The budget for allocate(), bps. Changes only on reports and REMBs."""
+        return int(round(self._est))
+
+    def state(self) -> dict[str, Any]:
+        """For stats: the estimate, the last inputs, the climb wait and why the estimate last changed."""
+        return {
+            "estimate_bps": int(round(self._est)),
+            "loss": self._loss,
+            "sent_bps": None if self._sent is None else int(self._sent),
+            "rtt_ms": None if self._rtt is None else round(self._rtt * 1000, 1),
+            "remb_bps": self._remb,
+            "climb_wait_s": self._wait,
+            "hold_climb_wait_s": self._hold_wait,
+            "climbing": self._climb is not None,
+            "climbs": self._climbs,
+            "failed_climbs": self._failed_climbs,
+            "reason": self._reason,
+            "changed_at": self._changed_at,
+        }
+
+    # -- internals -------------------------------------------------------------
+    def _clamp(self, bps: float) -> float:
+        return min(max(bps, self._min), self._max)
+
+    def _set(self, now: float, bps: float, reason: str) -> None:
+        bps = self._clamp(bps)
+        if bps != self._est:
+            self._est = bps
+            self._reason = reason
+            self._changed_at = now
+
+    def _congestion(self, now: float) -> Optional[_Climb]:
+        """Confirmed loss over 10 % or a falling REMB: ends the clean run; fails a pending climb (returned).
+
+        Whoever lowers the estimate sets ``_congested_at`` (which delays the
+        reset of the climb wait)."""
+        self._clean_since = None
+        self._sent_hist.clear()
+        failed, self._climb = self._climb, None
+        if failed is not None:
+            self._congested_at = now
+            self._failed_climbs += 1
+            self._wait = min(self._wait * 2.0, CLIMB_WAIT_MAX_S)
+            self._hold_wait = min(self._hold_wait * 2.0, HOLD_CLIMB_WAIT_MAX_S)
+        return failed
+
+    @staticmethod
+    def _withdraw(failed: _Climb, sent: float, loss: float) -> tuple[float, bool]:
+        """Where a failed climb takes the estimate back to, and whether it had been used.
+
+        Back to the estimate before the run's first climb (the allocation that
+        was carried); if used (sent rose above 1.2 x what was sent before),
+        to what the failing report measured if that is higher, but below the
+        rate that failed (see PROBE_BACK_RATIO)."""
+        used = failed.used_since is not None or sent >= failed.base_bps * PROBE_USED_RATIO
+        back = failed.from_bps
+        if used:
+            back = max(back, min(sent * (1.0 - loss) * DELIVERED_SLACK, sent * PROBE_BACK_RATIO))
+        return back, used
+
+    def _judge_climb(self, now: float, prev_at: float, sent: float) -> None:
+        """A report without confirmed heavy loss: a pending climb may be used, held, or forgotten."""
+        climb = self._climb
+        if climb is None:
+            return
+        if sent >= climb.base_bps * PROBE_USED_RATIO:
+            if climb.used_since is None:
+                climb.used_since = prev_at
+            if now - climb.used_since >= CLIMB_CONFIRM_S - _EPS:
+                self._climb = None
+                self._wait = CLIMB_WAIT_S
+                self._hold_wait = HOLD_CLIMB_WAIT_S
+        elif climb.used_since is not None or now - climb.last_at > CLIMB_VERDICT_S + _EPS:
+            # sent went back down for another reason, or the climb was never used
+            self._climb = None
+
+    def _hold_climb_due(self, now: float) -> bool:
+        """In the hold band: continue an unused run, or start one after a long calm."""
+        climb = self._climb
+        if climb is not None:
+            return climb.used_since is None and now - self._last_climb_at >= CLIMB_STEP_S - _EPS
+        calm_since = max(self._congested_at, self._created, self._hold_series_at)
+        return now - calm_since >= self._hold_wait - _EPS
+
+    def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
+        """Raise the estimate by one climb if that goes above ``above`` (and the estimate)."""
+        cap = max(sent_ref * PROBE_MAX_RATIO, sent_ref + PROBE_MIN_BPS)
+        target = min(max(self._est, sent_ref) * CLIMB_FACTOR, cap, self._max)
+        if target <= max(self._est, above):
+            return False
+        if self._climb is None:
+            self._climb = _Climb(base_bps=sent_ref, from_bps=self._est, last_at=now)
+            if hold_band:
+                self._hold_series_at = now
+        else:
+            self._climb.last_at = now
+        self._last_climb_at = now
+        self._climbs += 1
+        self._set(now, target, "climb (2-10% loss)" if hold_band else "climb")
+        return True
+
+
+# -- layer selection -----------------------------------------------------------
+class LayerSelector:
+    """One video consumer: the layer it forwards, with hold times so it does not flap.
+
+    Down: as soon as the allocation says lower, straight to that layer, but
+    not within ``down_hold_s`` of the previous switch (either way) unless the
+    video must pause. Up: only after the allocation has said higher
+    continuously for ``up_hold_s`` and at least ``up_hold_s`` after the last
+    down-switch; one step at a time (from paused: the lowest layer), the hold
+    restarting after each step.
+
+    ``start_layer`` None (default): the first update() starts on the lowest
+    layer (or stays paused if the allocation says pause) and steps up from
+    there with the usual holds: a new consumer's first layer is a probe too,
+    and the estimate it is allocated from may still be the initial guess.
+    Otherwise the consumer starts on ``start_layer`` (e.g. the allocation's
+    answer, for a link whose estimate has been verified) and the rules apply
+    from the first update.
+    """
+
+    def __init__(
+        self,
+        now: float,
+        layers: int,
+        *,
+        up_hold_s: float = UP_HOLD_S,
+        down_hold_s: float = DOWN_HOLD_S,
+        start_layer: Optional[int] = None,
+    ) -> None:
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        if start_layer is not None and not 0 <= start_layer < layers:
+            raise ValueError(f"start_layer {start_layer} out of range for {layers} layers")
+        self._layers = layers
+        self._up_hold = up_hold_s
+        self._down_hold = down_hold_s
+        self._layer = start_layer
+        self._fresh = start_layer is None
+        self._last_change_at = -math.inf
+        self._last_down_at = -math.inf
+        self._up_since: Optional[float] = None
+        self._history: list[tuple[float, Optional[int]]] = [(now, start_layer)]
+
+    @property
+    def layer(self) -> Optional[int]:
+        """The layer forwarded now (None: paused, or no update yet)."""
+        return self._layer
+
+    def history(self) -> list[tuple[float, Optional[int]]]:
+        """(time, layer) at construction and at each change since."""
+        return list(self._history)
+
+    def update(self, now: float, allowed: Optional[int]) -> Optional[int]:
+        """`allowed` = allocate()'s answer for this consumer (None: pause); returns the layer to forward
+        now (None: paused). Index 0 = top layer; a larger index is a lower layer."""
+        if allowed is not None:
+            if allowed < 0:
+                raise ValueError(f"allowed layer must be >= 0, got {allowed}")
+            allowed = min(allowed, self._layers - 1)
+        if self._fresh:
+            self._fresh = False
+            if allowed is not None:
+                self._switch(now, self._layers - 1, down=False)
+                self._up_since = now if allowed < self._layers - 1 else None
+            return self._layer
+
+        current, wanted = self._rank(self._layer), self._rank(allowed)
+        if wanted > current:  # lower
+            self._up_since = None
+            if allowed is None or now - self._last_change_at >= self._down_hold - _EPS:
+                self._switch(now, allowed, down=True)
+        elif wanted < current:  # higher
+            if self._up_since is None:
+                self._up_since = now
+            if now - self._up_since >= self._up_hold - _EPS and now - self._last_down_at >= self._up_hold - _EPS:
+                step = self._layers - 1 if self._layer is None else self._layer - 1
+                self._switch(now, step, down=False)
+                self._up_since = now if wanted < step else None
+        else:
+            self._up_since = None
+        return self._layer
+
+    def _rank(self, layer: Optional[int]) -> int:
+        """Larger = less video; paused is below the lowest layer."""
+        return self._layers if layer is None else layer
+
+    def _switch(self, now: float, layer: Optional[int], *, down: bool) -> None:
+        if layer == self._layer:
+            return
+        self._layer = layer
+        self._last_change_at = now
+        if down:
+            self._last_down_at = now
+        self._history.append((now, layer))
