@@ -24,6 +24,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from . import aiortc_hooks as hooks
+from .bandwidth import DownlinkController
 from .consumer import Consumer
 from .producer import Producer, PublisherClock
 
@@ -110,6 +111,7 @@ class Transport:
         self._producers: dict[str, Producer] = {}  # by mid
         self._consumers: list[Consumer] = []
         self._clock = PublisherClock()
+        self._controller: Optional[DownlinkController] = None  # rate control, once it consumes
         self._lock = asyncio.Lock()  # one SDP exchange at a time
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -186,6 +188,9 @@ class Transport:
         transceiver.setCodecPreferences(codecs)
         consumer = Consumer(self, producer, transceiver, dict(app_data))
         self._consumers.append(consumer)
+        if self._controller is None:
+            self._controller = DownlinkController(self._consumers)
+            self._controller.start()
         return consumer
 
     async def create_offer(self) -> str:
@@ -212,6 +217,7 @@ class Transport:
             "state": self.state,
             "producers": [p.stats() for p in self._producers.values()],
             "consumers": [c.stats() for c in self._consumers],
+            "rate": self._controller.stats() if self._controller is not None else None,
             "app_data": self.app_data,
         }
 
@@ -219,6 +225,8 @@ class Transport:
         if self._closed:
             return
         self._closed = True
+        if self._controller is not None:
+            self._controller.stop()
         for producer in list(self._producers.values()):
             await producer.close()
         for consumer in list(self._consumers):

@@ -1,0 +1,136 @@
+"""Per-subscriber rate control: what the link carries, and which layer each track gets.
+
+One ``DownlinkController`` per receive transport (one subscriber). Every
+``INTERVAL_S`` it reads what its consumers learned from the subscriber's
+RTCP (receiver reports: loss; REMB), and what they sent, feeds the
+``LinkEstimator`` and re-divides the estimate between the subscriber's tracks
+with ``allocate`` — audio first, then video by priority (courseware, teacher
+camera, other classrooms), each video track as high a layer as fits, paused
+when not even its lowest does. A ``LayerSelector`` per video consumer adds
+the hold times so a layer does not flap; the consumer itself switches at the
+target layer's keyframe. The decisions live in ``media.adapt`` (pure, unit
+tested with time passed in); this module only measures and applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Optional
+
+from .adapt import Demand, LayerSelector, LinkEstimator, allocate
+from .producer import PACKET_OVERHEAD_BYTES
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+
+logger = logging.getLogger("synclass.media.bandwidth")
+
+INTERVAL_S = 0.5
+INITIAL_BPS = 5_000_000
+# What a layer needs before its producer has been measured (bps), by layer index.
+NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
+NOMINAL_AUDIO_BPS = 40_000
+# Priorities (lower first): the control plane sets ``priority`` in a consumer's app_data.
+DEFAULT_PRIORITY = 3
+
+
+class DownlinkController:
+    def __init__(self, consumers: list["Consumer"], now: Optional[float] = None) -> None:
+        self._consumers = consumers  # the transport's live list
+        start = time.monotonic() if now is None else now
+        # Until the subscriber's reports say otherwise its link is taken to be
+        # good: a single-layer track is forwarded as it is from the start, and
+        # layered ones climb from their lowest layer (LayerSelector's hold times).
+        self.estimator = LinkEstimator(start, initial_bps=INITIAL_BPS)
+        self._selectors: dict[str, tuple[int, LayerSelector]] = {}  # consumer id -> (layers, selector)
+        self._seen: dict[str, tuple[int, int, int]] = {}  # consumer id -> (packets, octets, reports)
+        self._last_tick = start
+        self._last_remb: Optional[int] = None
+        self._task: Optional[asyncio.Task[None]] = None
+        self.allocation: dict[str, Optional[int]] = {}
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="downlink-rate")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(INTERVAL_S)
+            try:
+                self.tick(time.monotonic())
+            except Exception:  # a bug here must not stop the media
+                logger.exception("x rate control failed")
+
+    # -- one step ------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        consumers = [c for c in self._consumers if not c.closed]
+        dt = max(1e-3, now - self._last_tick)
+        self._last_tick = now
+        sent_bits = 0
+        lost_weighted = 0.0
+        reported_packets = 0
+        remb: Optional[int] = None
+        for c in consumers:
+            packets, octets, reports = self._seen.get(c.id, (c.packets, c.octets, c.receiver_reports))
+            d_packets = c.packets - packets
+            sent_bits += ((c.octets - octets) + d_packets * PACKET_OVERHEAD_BYTES) * 8
+            if c.receiver_reports != reports:
+                lost_weighted += c.fraction_lost * max(1, d_packets)
+                reported_packets += max(1, d_packets)
+            self._seen[c.id] = (c.packets, c.octets, c.receiver_reports)
+            if c.remb_bps is not None:
+                remb = c.remb_bps if remb is None else min(remb, c.remb_bps)
+        for gone in set(self._seen) - {c.id for c in consumers}:
+            del self._seen[gone]
+            self._selectors.pop(gone, None)
+        if reported_packets:
+            self.estimator.on_report(now, lost_weighted / reported_packets, sent_bits / dt)
+        if remb is not None and remb != self._last_remb:
+            self._last_remb = remb
+            self.estimator.on_remb(now, remb)
+        budget = self.estimator.estimate(now)
+        demands = [_demand(c) for c in consumers]
+        self.allocation = allocate(budget, demands)
+        for c in consumers:
+            if c.kind != "video":
+                continue
+            present = sorted(c.layers)  # layer numbers; adapt works on their positions
+            entry = self._selectors.get(c.id)
+            if entry is None or entry[0] != len(present):  # new, or a layer came or went
+                current = c.target_layer
+                start = present.index(current) if current in present else None
+                if c.packets == 0 and len(present) > 1:
+                    start = None  # not started yet: begin on the lowest layer and climb
+                entry = self._selectors[c.id] = (len(present), LayerSelector(now, len(present), start_layer=start))
+            selector = entry[1]
+            chosen = selector.update(now, self.allocation.get(c.id))
+            layer = None if chosen is None else present[chosen]
+            if layer != c.target_layer:
+                c.set_layer(layer)
+
+    def stats(self) -> dict[str, Any]:
+        return {"estimate": self.estimator.state(), "allocation": dict(self.allocation)}
+
+
+def _demand(consumer: "Consumer") -> Demand:
+    """What the consumer's layers need, top first (only layers that exist)."""
+    priority = int(consumer.app_data.get("priority", DEFAULT_PRIORITY))
+    layers = consumer.layers
+    if consumer.kind == "audio":
+        measured = layers[min(layers)].bitrate_bps
+        return Demand(consumer.id, "audio", 0, (measured or NOMINAL_AUDIO_BPS,))
+    needs = []
+    for layer in sorted(layers):
+        nominal = NOMINAL_VIDEO_BPS[min(layer, len(NOMINAL_VIDEO_BPS) - 1)]
+        needs.append(layers[layer].bitrate_bps or nominal)  # not measured yet: nominal
+    # a lower layer never needs more than a higher one (a measurement can say so briefly)
+    for i in range(len(needs) - 2, -1, -1):
+        needs[i] = max(needs[i], needs[i + 1])
+    return Demand(consumer.id, "video", priority, tuple(needs))

@@ -1,0 +1,106 @@
+"""Layers between real aiortc peers: one consumer, three layer producers, switches at keyframes.
+
+A publisher sends one source three times (640x360 layer 0, 320x180 layer 1,
+160x90 layer 2, like the teacher page's camera); a subscriber gets ONE
+consumer and must decode each layer at its size after a switch, with its
+RTP sequence numbers continuous across switches and nothing sent while
+starved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiortc import RTCSessionDescription
+
+from media.plane import MediaPlane
+from media.rtp import vp8_is_keyframe
+from synclass import synthetic
+
+from .test_forwarding import Clients, wait_for
+
+SIZES = {0: (640, 360), 1: (320, 180), 2: (160, 90)}
+
+
+from .test_forwarding import clients, plane  # noqa: E402,F401  (fixtures)
+
+
+async def publish_layers(router: Any, clients: Clients) -> list[Any]:
+    pc = clients.new_pc()
+    for layer in (0, 1, 2):
+        pc.addTransceiver(synthetic.TestPatternTrack(*SIZES[layer], 15), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    tracks = {t.mid: {"source": "camera", "layer": i} for i, t in enumerate(pc.getTransceivers())}
+    up = await router.create_transport({"peer": "teacher"})
+    answer, producers = await up.publish(pc.localDescription.sdp, tracks)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return sorted(producers, key=lambda p: p.app_data["layer"])
+
+
+async def test_one_consumer_switches_layers_at_keyframes_with_continuous_sequence_numbers(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    router = await plane.create_router({"session": "layers"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    down = sub.transport
+    down._controller.stop()  # type: ignore[attr-defined]  # this test picks the layers itself
+    consumer = sub.consumer("video")
+    consumer.set_layers(producers)
+    changes: list[Any] = []
+    consumer.on_layer(changes.append)
+    await wait_for(lambda: sub.frames["video"] >= 10, 10, "layer 0 frames")
+    assert sub.sizes == {SIZES[0]}
+
+    for layer in (2, 1, 0):
+        sub.sizes.clear()
+        before = sub.frames["video"]
+        started = time.monotonic()
+        consumer.set_layer(layer)
+        await wait_for(lambda: SIZES[layer] in sub.sizes and sub.frames["video"] >= before + 10, 5,
+                       f"frames of layer {layer}")
+        assert time.monotonic() - started < 3.0
+        assert consumer.layer == layer
+    assert changes == [2, 1, 0]
+    assert consumer.layer_switches == 3
+
+    media = [(seq, payload) for pt, seq, payload in sub.video_rtp if pt == consumer.payload_type]
+    seqs = [seq for seq, _ in media]
+    jumps = [(b - a) & 0xFFFF for a, b in zip(seqs, seqs[1:])]
+    assert all(j == 1 for j in jumps), f"sequence numbers jump: {sorted(set(jumps))}"
+
+    # starved: nothing is sent; fed again: back on the next keyframe of the layer
+    consumer.set_layer(None)
+    assert changes[-1] is None
+    await asyncio.sleep(0.3)
+    sent = consumer.packets
+    await asyncio.sleep(1.0)
+    assert consumer.packets == sent
+    consumer.set_layer(1)
+    await wait_for(lambda: consumer.packets > sent + 10, 5, "packets again after the starved stretch")
+    resumed = [payload for pt, seq, payload in sub.video_rtp[len(media):] if pt == consumer.payload_type]
+    assert vp8_is_keyframe(resumed[0])
+    assert consumer.stats()["layer"] == 1
+
+
+async def test_a_closed_layer_falls_back_and_the_primary_takes_the_consumer(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    router = await plane.create_router({"session": "layers-close"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    sub.transport._controller.stop()  # type: ignore[attr-defined]
+    consumer = sub.consumer("video")
+    consumer.set_layers(producers)
+    consumer.set_layer(2)
+    await wait_for(lambda: consumer.layer == 2 and SIZES[2] in sub.sizes, 5, "layer 2")
+    await producers[2].close()
+    assert not consumer.closed
+    assert consumer.layer == 0 and sorted(consumer.layers) == [0, 1]
+    sub.sizes.clear()
+    await wait_for(lambda: SIZES[0] in sub.sizes, 5, "back on layer 0")
+    await producers[0].close()
+    assert consumer.closed
