@@ -128,6 +128,14 @@ CLIMB_WAIT_MAX_S = 8.0
 # 20, 40, 80, 160 s, then every 4 minutes.
 HOLD_CLIMB_WAIT_S = 20.0
 HOLD_CLIMB_WAIT_MAX_S = 240.0
+# ... except while a video is paused for want of budget (``set_need``): pupils
+# without any picture are worse off than a short probe, so a hold-band link
+# tries to reach the budget that unpauses it after UNPAUSE_WAIT_S (scaled by
+# the same doubling as the hold wait: 4, 8, 16 ... s on a link where it never
+# fits), and that climb goes no higher than UNPAUSE_HEADROOM x that budget
+# (enough for the lowest layer, not a jump to the next one).
+UNPAUSE_WAIT_S = 4.0
+UNPAUSE_HEADROOM = 1.15
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -325,6 +333,7 @@ class LinkEstimator:
         self._changed_at = now
         self._climbs = 0
         self._failed_climbs = 0
+        self._need: Optional[float] = None
 
     # -- inputs ----------------------------------------------------------------
     def on_report(self, now: float, fraction_lost: float, sent_bps: float, rtt_s: Optional[float] = None) -> None:
@@ -380,6 +389,9 @@ class LinkEstimator:
             if self._hold_climb_due(now):
                 self._climb_step(now, sent_ref, hold_band=True)
             return
+        if self._unpausing() and self._hold_climb_due(now):
+            if self._climb_step(now, sent_ref, hold_band=True):
+                return
         grown = max(min(self._est * GROWTH, sent_ref * GROWTH_HEADROOM), self._est)
         if self._clean_since is not None:
             if now - self._clean_since >= self._wait - _EPS and now - self._last_climb_at >= CLIMB_STEP_S - _EPS:
@@ -388,6 +400,14 @@ class LinkEstimator:
         elif self._hold_climb_due(now) and self._climb_step(now, sent_ref, hold_band=True, above=grown):
             return
         self._set(now, grown, "loss<2%")
+
+    def set_need(self, bps: Optional[int]) -> None:
+        """The budget that would unpause a paused video (what its lowest layer
+        needs on top of what is sent), or None when no video is paused."""
+        self._need = None if bps is None else float(bps)
+
+    def _unpausing(self) -> bool:
+        return self._need is not None and self._est < self._need
 
     def on_remb(self, now: float, bps: int) -> None:
         """A REMB from the subscriber (its receive-side estimate, bps)."""
@@ -489,11 +509,16 @@ class LinkEstimator:
         if climb is not None:
             return climb.used_since is None and now - self._last_climb_at >= CLIMB_STEP_S - _EPS
         calm_since = max(self._congested_at, self._created, self._hold_series_at)
-        return now - calm_since >= self._hold_wait - _EPS
+        wait = self._hold_wait
+        if self._unpausing():
+            wait = UNPAUSE_WAIT_S * self._hold_wait / HOLD_CLIMB_WAIT_S
+        return now - calm_since >= wait - _EPS
 
     def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
         """Raise the estimate by one climb if that goes above ``above`` (and the estimate)."""
         cap = max(sent_ref * PROBE_MAX_RATIO, sent_ref + PROBE_MIN_BPS)
+        if hold_band and self._need is not None and self._unpausing():
+            cap = min(cap, self._need * UNPAUSE_HEADROOM)
         target = min(max(self._est, sent_ref) * CLIMB_FACTOR, cap, self._max)
         if target <= max(self._est, above):
             return False

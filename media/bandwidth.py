@@ -98,6 +98,7 @@ class DownlinkController:
         budget = self.estimator.estimate(now)
         demands = [_demand(c) for c in consumers]
         self.allocation = allocate(budget, demands)
+        self.estimator.set_need(_unpause_need(demands, self.allocation))
         for c in consumers:
             if c.kind != "video":
                 continue
@@ -134,3 +135,14 @@ def _demand(consumer: "Consumer") -> Demand:
     for i in range(len(needs) - 2, -1, -1):
         needs[i] = max(needs[i], needs[i + 1])
     return Demand(consumer.id, "video", priority, tuple(needs))
+
+
+def _unpause_need(demands: list[Demand], allocation: dict[str, Optional[int]]) -> Optional[int]:
+    """The budget that would bring back the most important paused video (at
+    its lowest layer) on top of what is allocated now; None if none is paused."""
+    paused = [d for d in demands if d.kind == "video" and allocation.get(d.key) is None]
+    if not paused:
+        return None
+    first = min(paused, key=lambda d: (d.priority, d.key))
+    used = sum(d.layer_bps[layer] for d in demands if (layer := allocation.get(d.key)) is not None)
+    return used + first.layer_bps[-1]

@@ -230,6 +230,9 @@ class Consumer:
         if producer is self._pending:
             self._pending = None
         if producer is self._producer:
+            if self._primary.closed:  # the whole source is going (its transport closes)
+                await self.close()
+                return
             self._producer = self._primary
             self._primary._attach(self)
             self._restart()
@@ -341,8 +344,8 @@ class Consumer:
     def _retransmit(self, out_seq: int) -> None:
         send = self._send
         layout = self.layout
-        if send is None or layout is None or self._waiting:
-            return
+        if send is None or layout is None or self._waiting or self._starved or self._paused:
+            return  # starved: the link has no room, least of all for old packets
         if (out_seq - self._segment_start) & 0xFFFF >= 0x8000:
             self.nack_misses += 1  # sent from another layer before a switch: gone
             return

@@ -67,6 +67,10 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from .bench.fanout import main
 
         return int(main(rest))
+    if args.what == "link":
+        from .bench.link import main as link_main
+
+        return int(link_main(rest))
     print(f"synclass bench: unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
 
@@ -93,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(demo)
 
     bench = sub.add_parser("bench", help="benchmarks (print JSON)")
-    bench.add_argument("what", choices=["fanout"])
+    bench.add_argument("what", choices=["fanout", "link"])
     return parser
 
 

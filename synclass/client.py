@@ -43,6 +43,8 @@ class ReceivedTrack:
     last_frame_at: Optional[float] = None
     sizes: set[tuple[int, int]] = field(default_factory=set)
     ended: bool = False
+    # (monotonic time, width, height) per decoded frame, when the client keeps a log
+    log: Optional[list[tuple[float, int, int]]] = None
 
     @property
     def source(self) -> str:
@@ -50,11 +52,16 @@ class ReceivedTrack:
 
 
 class LessonClient:
-    def __init__(self, base_url: str, token: str, name: str | None = None, decode: bool = True) -> None:
+    def __init__(
+        self, base_url: str, token: str, name: str | None = None, decode: bool = True, frame_log: bool = False
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.name = name
         self.decode = decode
+        self.frame_log = frame_log
+        # (monotonic time, consumer id, layer) for every consumer_layer push
+        self.layer_changes: list[tuple[float, str, Optional[int]]] = []
         self.welcome: dict[str, Any] = {}
         self.session: Optional[dict[str, Any]] = None
         self.events: list[dict[str, Any]] = []
@@ -151,6 +158,8 @@ class LessonClient:
                         self.me = participant
                     else:
                         self.participants[participant["id"]] = participant
+                elif kind == "consumer_layer":
+                    self.layer_changes.append((time.monotonic(), data.get("consumer_id", ""), data.get("layer")))
                 elif kind == "participant_left":
                     self.participants.pop(data.get("participant_id"), None)
         except Exception:
@@ -176,19 +185,21 @@ class LessonClient:
     async def join(self) -> dict[str, Any]:
         return await self.request("join")
 
-    async def publish(self, tracks: list[tuple[MediaStreamTrack, str]]) -> list[dict[str, Any]]:
-        """Publish ``(track, source)`` pairs; the producers created by this call.
+    async def publish(self, tracks: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        """Publish ``(track, source)`` or ``(track, source, layer)`` tuples; the
+        producers created by this call.
 
         The first call opens the publish connection; later calls renegotiate
-        it, adding tracks (a teacher who starts sharing courseware)."""
+        it, adding tracks (a teacher who starts sharing courseware). Tracks
+        with the same source and different layers are layers of one source."""
         if self.pc_publish is None:
             self.pc_publish = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
             self._track_specs = {}
         pc = self.pc_publish
         added = {}
-        for track, source in tracks:
+        for track, source, *layer in tracks:
             transceiver = pc.addTransceiver(track, direction="sendonly")
-            added[id(transceiver)] = {"source": source}
+            added[id(transceiver)] = {"source": source, **({"layer": layer[0]} if layer else {})}
         await pc.setLocalDescription(await pc.createOffer())
         for t in pc.getTransceivers():
             if id(t) in added and t.mid is not None:
@@ -242,7 +253,7 @@ class LessonClient:
         for transceiver in self.pc_receive.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid is not None:
                 info = self._consumers_by_mid.get(transceiver.mid, {})
-        received = ReceivedTrack(kind=track.kind, info=info)
+        received = ReceivedTrack(kind=track.kind, info=info, log=[] if self.frame_log else None)
         self.received.append(received)
         if self.decode:
             self._spawn(self._read_track(track, received))
@@ -262,6 +273,8 @@ class LessonClient:
             if track.kind == "video":
                 received.width, received.height = frame.width, frame.height
                 received.sizes.add((frame.width, frame.height))
+            if received.log is not None:
+                received.log.append((now, getattr(frame, "width", 0), getattr(frame, "height", 0)))
 
     def tracks(
         self, kind: str | None = None, source: str | None = None, participant_id: str | None = None

@@ -56,6 +56,26 @@ def check_private_api() -> None:
         raise RuntimeError(f"aiortc/aioice private API moved: {missing}")
 
 
+# --- a browser-like voice bitrate -----------------------------------------------------
+def set_opus_bitrate(bps: int) -> None:
+    """aiortc's Opus encoder sends 96 kbps; browsers send ~32 kbps of voice.
+    Synthetic publishers call this so links carry what a real teacher sends."""
+    from aiortc.codecs import opus
+
+    original = opus.OpusEncoder.__init__
+    if getattr(original, "_synclass_bps", None) == bps:
+        return
+    base = getattr(original, "_synclass_original", original)
+
+    def init(self: Any) -> None:
+        base(self)
+        self.codec.bit_rate = bps
+
+    init._synclass_bps = bps  # type: ignore[attr-defined]
+    init._synclass_original = base  # type: ignore[attr-defined]
+    opus.OpusEncoder.__init__ = init  # type: ignore[method-assign]
+
+
 # --- loopback ICE ------------------------------------------------------------------
 def allow_loopback_ice() -> Callable[[], None]:
     """Gather ICE candidates on 127.0.0.1 only; returns a function that undoes it."""

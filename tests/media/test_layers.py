@@ -79,8 +79,12 @@ async def test_one_consumer_switches_layers_at_keyframes_with_continuous_sequenc
     sent = consumer.packets
     await asyncio.sleep(1.0)
     assert consumer.packets == sent
+    frames_before = sub.frames["video"]
+    sub.sizes.clear()
     consumer.set_layer(1)
     await wait_for(lambda: consumer.packets > sent + 10, 5, "packets again after the starved stretch")
+    await wait_for(lambda: sub.frames["video"] >= frames_before + 10 and SIZES[1] in sub.sizes, 5,
+                   "layer 1 frames decoded after the starved stretch")
     resumed = [payload for pt, seq, payload in sub.video_rtp[len(media):] if pt == consumer.payload_type]
     assert vp8_is_keyframe(resumed[0])
     assert consumer.stats()["layer"] == 1

@@ -1,0 +1,301 @@
+"""``synclass bench link``: a lesson where one classroom sits behind a weak link.
+
+A real server process, a synthetic teacher publishing her camera as three
+layers (1280x720 ~1.5 Mbps, 640x360 ~500 kbps, 320x180 ~150 kbps, pre-encoded
+VP8 with a keyframe every second, 15 fps) and a tone, and two classrooms that
+decode what they receive, each in its own process: one behind an emulated
+link (``synclass.netem``: a network namespace, a kernel ``tbf`` rate cap and a
+userspace relay for loss and delay), one not. The link is good for
+``--warm`` seconds, then ``--rate``/``--loss``/``--rtt`` for ``--seconds``,
+then back to 5 Mbps for ``--recover`` seconds.
+
+Prints one JSON line per classroom: ``classroom``, ``constrained``,
+``layers`` (``[seconds since the drop, layer]`` at each change, from the
+decoded frame sizes; ``null`` while the server paused the video),
+``video_fps`` (after settling), ``freezes_per_min`` (gaps > 1 s between
+frames while the video was not paused), ``audio_loss_pct``,
+``longest_audio_gap_ms``, ``settle_s`` (drop -> first frame of a layer that
+fits, or the pause when none does), ``recover_s`` (recovery -> first frame of
+the top layer), ``top_layer_pct`` and the server's estimate for the link —
+all over the constrained stretch unless said otherwise.
+
+    ./run.sh bench link --rate 300 --loss 0.05 --rtt 100 --seconds 30
+
+Needs root (namespaces, TUN, tc), like the netns tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+LAYERS = ((1280, 720, 1_500_000), (640, 360, 500_000), (320, 180, 150_000))
+FPS = 15
+AUDIO_FRAMES_PER_S = 50  # 20 ms Opus frames
+VOICE_BPS = 32_000  # what a browser sends for a voice
+RECOVERED_KBPS = 5000
+FREEZE_S = 1.0
+
+
+def say(text: str) -> None:
+    print(f"[link {time.monotonic() - START:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+
+START = time.monotonic()
+
+
+# --- the classroom: a child process that joins, decodes and logs --------------------
+async def classroom_main(url: str, token: str, seconds: float, ice_address: str) -> dict[str, Any]:
+    from media.aiortc_hooks import set_ice_host_addresses
+
+    from synclass.client import LessonClient
+
+    set_ice_host_addresses([ice_address])
+    client = LessonClient(url, token, frame_log=True)
+    try:
+        await client.connect()
+        await client.join()
+        await asyncio.sleep(seconds)
+        video = [e for t in client.tracks("video", "camera") for e in (t.log or [])]
+        audio = [e[0] for t in client.tracks("audio") for e in (t.log or [])]
+        return {
+            "participant_id": client.welcome.get("participant_id"),
+            "video": sorted(video),
+            "audio": sorted(audio),
+            "layer_changes": [[t, layer] for t, _, layer in client.layer_changes],
+        }
+    finally:
+        await client.close()
+
+
+# --- analysis (pure: logs in, figures out) ------------------------------------------------
+def layer_of_size(width: int, height: int) -> int:
+    for index, (w, h, _) in enumerate(LAYERS):
+        if (width, height) == (w, h):
+            return index
+    return min(range(len(LAYERS)), key=lambda i: abs(LAYERS[i][0] - width))
+
+
+def fitting_layers(rate_kbps: Optional[float]) -> set[int]:
+    """Layers whose video plus the audio fit the rate (with 15 % for headers)."""
+    if rate_kbps is None:
+        return set(range(len(LAYERS)))
+    return {i for i, (_, _, bps) in enumerate(LAYERS) if (bps + 40_000) * 1.15 <= rate_kbps * 1000}
+
+
+def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, rate_kbps: Optional[float]) -> dict[str, Any]:
+    video = [(t, layer_of_size(w, h)) for t, w, h in log["video"]]
+    audio = log["audio"]
+    paused_at = [(t, layer) for t, layer in log.get("layer_changes", [])]
+    in_drop = [(t, layer) for t, layer in video if t_drop <= t < t_recover]
+    duration = t_recover - t_drop
+    changes: list[list[Any]] = []
+    last: Any = "start"
+    events = sorted([(t, layer, "frame") for t, layer in video if t >= t_drop]
+                    + [(t, None, "pause") for t, layer in paused_at if layer is None and t >= t_drop])
+    for t, layer, _ in events:
+        if layer != last:
+            changes.append([round(t - t_drop, 2), layer])
+            last = layer
+    fits = fitting_layers(rate_kbps)
+    first_fit = next((t for t, layer in in_drop if layer in fits), None)
+    first_pause = next((t for t, layer in paused_at if layer is None and t >= t_drop), None)
+    settle_at = first_fit if first_fit is not None else first_pause
+    settle_s = None if settle_at is None else round(settle_at - t_drop, 2)
+    after = [(t, layer) for t, layer in in_drop if settle_at is None or t >= settle_at]
+    span = (t_recover - settle_at) if settle_at is not None else duration
+    video_fps = round(len(after) / span, 1) if span > 0 else None
+    pauses = _paused_spans(paused_at, t_drop, t_recover)
+    freezes = 0
+    times = [t for t, _ in in_drop]
+    for a, b in zip([t_drop, *times], [*times, t_recover]):
+        if b - a > FREEZE_S and not any(s <= a + 0.5 and b - 0.5 <= e for s, e in pauses):
+            freezes += 1
+    audio_drop = [t for t in audio if t_drop <= t < t_recover]
+    expected = AUDIO_FRAMES_PER_S * duration
+    gaps = [b - a for a, b in zip([t_drop, *audio_drop], [*audio_drop, t_recover])]
+    top = [t for t, layer in video if t >= t_recover and layer == 0]
+    top_in_drop = sum(1 for _, layer in in_drop if layer == 0)
+    return {
+        "layers": changes,
+        "video_fps": video_fps,
+        "freezes_per_min": round(freezes * 60 / duration, 2),
+        "audio_loss_pct": round(max(0.0, 100 * (1 - len(audio_drop) / expected)), 2),
+        "longest_audio_gap_ms": round(max(gaps) * 1000) if gaps else None,
+        "settle_s": settle_s,
+        "recover_s": round(top[0] - t_recover, 2) if top else None,
+        "top_layer_pct": round(100 * top_in_drop / len(in_drop), 1) if in_drop else 0.0,
+        "video_paused_s": round(sum(e - s for s, e in pauses), 1),
+        "recovery_window_s": round(t_end - t_recover, 1),
+    }
+
+
+def _paused_spans(changes: list[tuple[float, Any]], start: float, end: float) -> list[tuple[float, float]]:
+    spans = []
+    since: Optional[float] = None
+    for t, layer in sorted(changes):
+        if layer is None and since is None:
+            since = t
+        elif layer is not None and since is not None:
+            spans.append((max(since, start), min(t, end)))
+            since = None
+    if since is not None:
+        spans.append((max(since, start), end))
+    return [(s, e) for s, e in spans if e > s]
+
+
+# --- the run ----------------------------------------------------------------------------
+async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from media.aiortc_hooks import set_ice_host_addresses
+    from synclass.bench.clientkit import ReplayVideoTrack, encode_loop, set_opus_bitrate
+    from synclass.client import LessonClient
+    from synclass.netem import EmulatedLink
+    from synclass.serverproc import AdminApi, ServerProcess
+    from synclass.synthetic import ToneTrack
+
+    set_ice_host_addresses(["127.0.0.1"])
+    set_opus_bitrate(VOICE_BPS)
+    loops = []
+    for w, h, bps in LAYERS:
+        frames, info = await encode_loop(w, h, FPS, frames=FPS * 4, keyframe_every=FPS, bitrate=bps,
+                                         warmup_frames=FPS * 2)
+        loops.append(frames)
+        say(f"layer {w}x{h}: {info['loop_kbps']} kbps, {info['encode_ms_per_frame']} ms/frame to pre-encode")
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="synclass-link-"))
+    total = args.warm + args.seconds + args.recover
+    procs: list[Any] = []
+    with EmulatedLink(rate_kbps=None, rtt_ms=0.0, loss=0.0, seed=args.seed, queue_ms=args.queue_ms) as link:
+        server = ServerProcess(data_dir, host=link.host_addr, ice_host_addresses=(link.host_addr,))
+        server.start()
+        teacher: Optional[LessonClient] = None
+        try:
+            await server.wait_ready()
+            api = AdminApi(server.url, server.admin_key)
+            setup = await api.lesson_setup(2)
+            teacher_token = (await api.token(setup["lecture"]["id"], "teacher", "Teacher"))["token"]
+            tokens = [(await api.token(r["id"], "classroom", r["name"]))["token"] for r in setup["classrooms"]]
+            teacher = LessonClient(server.url, teacher_token, "Teacher", decode=False)
+            await teacher.connect()
+            await teacher.start_session(title="Link bench")
+            await teacher.join()
+            await teacher.publish([
+                *[(ReplayVideoTrack(frames, FPS), "camera", i) for i, frames in enumerate(loops)],
+                (ToneTrack(), "mic"),
+            ])
+            say(f"teacher publishes 3 layers + audio; server {server.url}")
+            child = [sys.executable, "-m", "synclass.bench.link", "classroom", "--url", server.url,
+                     "--seconds", str(total + 2)]
+            constrained = link.popen([*child, "--token", tokens[0], "--ice-address", link.client_addr],
+                                     stdout=subprocess.PIPE)
+            free = await asyncio.create_subprocess_exec(*child, "--token", tokens[1], "--ice-address", "127.0.0.1",
+                                                        stdout=subprocess.PIPE)
+            procs = [constrained, free]
+            await asyncio.sleep(args.warm)
+            t_drop = time.monotonic()
+            link.set(rate_kbps=args.rate, loss=args.loss, rtt_ms=args.rtt, jitter_ms=args.jitter)
+            say(f"link now {args.rate} kbps, {args.loss * 100:g} % loss, {args.rtt:g} ms RTT")
+            await asyncio.sleep(args.seconds - 1.0)
+            estimates = await _estimates(api)
+            await asyncio.sleep(1.0)
+            t_recover = time.monotonic()
+            link.set(rate_kbps=RECOVERED_KBPS, loss=0.0, rtt_ms=args.rtt, jitter_ms=0.0)
+            say(f"link back to {RECOVERED_KBPS} kbps")
+            await asyncio.sleep(args.recover)
+            t_end = time.monotonic()
+            counters = link.counters()
+            out_constrained = await asyncio.get_running_loop().run_in_executor(None, constrained.communicate)
+            out_free = await free.communicate()
+        finally:
+            if teacher is not None:
+                await teacher.close()
+            for p in procs:
+                if getattr(p, "returncode", None) is None:
+                    try:
+                        p.kill()
+                    except ProcessLookupError:
+                        pass
+            server.stop()
+    results = []
+    for name, raw, is_constrained in (("classroom 1", out_constrained[0], True), ("classroom 2", out_free[0], False)):
+        log = json.loads(raw.decode().strip().splitlines()[-1])
+        if args.dump:
+            Path(args.dump).mkdir(parents=True, exist_ok=True)
+            marks = {"t_drop": t_drop, "t_recover": t_recover, "t_end": t_end}
+            (Path(args.dump) / f"{name.replace(' ', '_')}.json").write_text(json.dumps({**log, **marks}))
+        figures = analyze(log, t_drop, t_recover, t_end, args.rate if is_constrained else None)
+        results.append({
+            "classroom": name,
+            "constrained": is_constrained,
+            "rate_kbps": args.rate if is_constrained else None,
+            "loss": args.loss if is_constrained else 0.0,
+            "rtt_ms": args.rtt if is_constrained else 0.0,
+            **figures,
+            "server_estimate_kbps": estimates.get(log["participant_id"]),
+        })
+    results[0]["link_counters"] = counters
+    return results
+
+
+async def _estimates(api: Any) -> dict[str, Optional[int]]:
+    """participant id -> the server's estimate of its downlink (kbps)."""
+    stats = await api.stats()
+    found: dict[str, Optional[int]] = {}
+    for session in stats.get("sessions", []):
+        router = session.get("router") or {}
+        for transport in router.get("transports", []):
+            app = transport.get("app_data", {})
+            rate = transport.get("rate")
+            if app.get("direction") == "down" and rate:
+                estimate = rate.get("estimate", {}).get("estimate_bps")
+                found[app.get("participant_id")] = None if estimate is None else round(estimate / 1000)
+    return found
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="synclass bench link", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=300.0, help="kbps towards the constrained classroom (default 300)")
+    parser.add_argument("--loss", type=float, default=0.05, help="packet loss each way, 0..1 (default 0.05)")
+    parser.add_argument("--rtt", type=float, default=100.0, help="round-trip time in ms (default 100)")
+    parser.add_argument("--jitter", type=float, default=0.0, help="+- ms each way (default 0)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the link stays bad (default 30)")
+    parser.add_argument("--warm", type=float, default=12.0, help="good link before the drop (default 12)")
+    parser.add_argument("--recover", type=float, default=15.0, help="good link after (default 15)")
+    parser.add_argument("--queue-ms", type=float, default=200.0, help="the rate cap's queue (default 200 ms)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--dump", default=None, help="write each classroom's raw frame log here")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "classroom":
+        p = argparse.ArgumentParser()
+        p.add_argument("--url", required=True)
+        p.add_argument("--token", required=True)
+        p.add_argument("--seconds", type=float, required=True)
+        p.add_argument("--ice-address", required=True)
+        a = p.parse_args(argv[1:])
+        print(json.dumps(asyncio.run(classroom_main(a.url, a.token, a.seconds, a.ice_address))), flush=True)
+        return 0
+    from synclass.netem import can_emulate
+
+    ok, why = can_emulate()
+    if not ok:
+        print(f"synclass bench link: {why}", file=sys.stderr)
+        return 2
+    args = parse_args(argv)
+    for line in asyncio.run(run(args)):
+        print(json.dumps(line), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
