@@ -20,7 +20,9 @@ const SEND_OPTIONS = { camera: { maxBitrate: 350_000, maxFramerate: 15 } };
 
 // The teacher's tracks: {camera, mic, courseware} -> MediaStreamTrack
 const teacherTracks = new Map();
-// Classrooms on stage: participant id -> {tracks: Map(source -> track), node, video}
+// ... and their consumers (ConsumerInfo), for the layer the server forwards
+const teacherConsumers = new Map();
+// Classrooms on stage: participant id -> {tracks: Map(source -> track), consumers: Map(source -> ConsumerInfo), node, video}
 const stageTiles = new Map();
 let soundOn = false;
 let localStream = null;
@@ -110,6 +112,15 @@ function render() {
   $('self-off').hidden = !(camTrack && muted.camera);
   $('device-notice').hidden = !noDevices;
 
+  // video the server paused because our link cannot carry it (the sound goes on)
+  const paused = [];
+  if (pausedFor(teacherConsumers.get('camera'))) paused.push('camera');
+  if (pausedFor(teacherConsumers.get('courseware'))) paused.push('courseware');
+  $('teacher-paused').hidden = !showLesson || !camera || !paused.includes('camera');
+  $('courseware-paused').hidden = !showLesson || !courseware || !paused.includes('courseware');
+  $('teacher-pane').dataset.paused = paused.includes('camera') ? 'true' : 'false';
+  $('courseware-pane').dataset.paused = paused.includes('courseware') ? 'true' : 'false';
+
   const session = client.session;
   $('corner').textContent = session && s === 'live'
     ? [session.title, session.teacher_name].filter(Boolean).join(' · ')
@@ -122,7 +133,18 @@ function render() {
   hook.muted = { ...muted };
   hook.layout = layout;
   hook.noDevices = noDevices;
+  hook.paused = [...paused, ...[...stageTiles].filter(([, t]) => pausedFor(t.consumers.get('camera'))).map(([id]) => id)];
   document.body.dataset.view = hook.view;
+}
+
+// ---- layers: the server may pause a video for a weak link ---------------------------
+
+const PAUSED_TEXT = '视频已暂停以保证声音 / Video paused to keep the sound';
+
+// True when the server forwards nothing of this video consumer for now
+// (consumer_layer with layer null); it resumes by itself.
+function pausedFor(consumer) {
+  return !!consumer && consumer.kind === 'video' && client.layerOf(consumer.id) === null;
 }
 
 // ---- the teacher: camera (+ mic) on one element, courseware on another ----------
@@ -163,12 +185,16 @@ function renderStage() {
     if (!tile.node) {
       tile.video = el('video', { autoplay: '', playsinline: '' });
       tile.label = el('span', { class: 'stage-name' });
-      tile.node = el('div', { class: 'stage-tile', 'data-participant': id }, tile.video, tile.label);
+      tile.paused = el('div', { class: 'paused-notice', role: 'status' }, PAUSED_TEXT);
+      tile.node = el('div', { class: 'stage-tile', 'data-participant': id }, tile.video, tile.paused, tile.label);
       box.append(tile.node);
     }
     tile.label.textContent = `台上 (On stage) · ${participantName(client.participants.get(id)) || ''}`;
     const tracks = ['camera', 'mic'].map((s) => tile.tracks.get(s)).filter(Boolean);
     tile.node.dataset.video = tile.tracks.has('camera') ? 'true' : 'false';
+    const paused = tile.tracks.has('camera') && pausedFor(tile.consumers.get('camera'));
+    tile.paused.hidden = !paused;
+    tile.node.dataset.paused = paused ? 'true' : 'false';
     if (setSource(tile.video, tracks)) play(tile.video);
   }
   render();
@@ -354,29 +380,36 @@ client.addEventListener('track', (ev) => {
   const source = consumer.source || track.kind;
   if (isTeacher(consumer)) {
     teacherTracks.set(source, track);
+    teacherConsumers.set(source, consumer);
     attach();
     return;
   }
   const id = consumer.participant_id;
-  if (!stageTiles.has(id)) stageTiles.set(id, { tracks: new Map(), node: null, video: null });
+  if (!stageTiles.has(id)) stageTiles.set(id, { tracks: new Map(), consumers: new Map(), node: null, video: null });
   stageTiles.get(id).tracks.set(source, track);
+  stageTiles.get(id).consumers.set(source, consumer);
   renderStage();
 });
+// the server changed the layer of a video we receive (null: paused for our link)
+client.addEventListener('layer', renderStage);
 client.addEventListener('track_ended', (ev) => {
   const { consumer } = ev.detail;
   const key = consumer.source;
   const tile = stageTiles.get(consumer.participant_id);
   if (tile && tile.tracks.has(key)) {
     tile.tracks.delete(key);
+    tile.consumers.delete(key);
     renderStage();
   } else if (teacherTracks.has(key)) {
     teacherTracks.delete(key);
+    teacherConsumers.delete(key);
     attach();
   }
 });
 client.addEventListener('session_ended', () => {
   teacherTracks.clear();
-  for (const tile of stageTiles.values()) tile.tracks.clear();
+  teacherConsumers.clear();
+  for (const tile of stageTiles.values()) { tile.tracks.clear(); tile.consumers.clear(); }
   releaseMedia();
   renderStage();
   attach();
@@ -384,7 +417,8 @@ client.addEventListener('session_ended', () => {
 client.addEventListener('state', (ev) => {
   if (ev.detail.state === 'waiting' || ev.detail.state === 'connecting') {
     teacherTracks.clear();
-    for (const tile of stageTiles.values()) tile.tracks.clear();
+    teacherConsumers.clear();
+    for (const tile of stageTiles.values()) { tile.tracks.clear(); tile.consumers.clear(); }
     renderStage();
   }
   // back after a cut and the lesson ended meanwhile: give the camera back

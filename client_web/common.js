@@ -21,6 +21,8 @@ export function $(id) {
 // Mirror the client's state on <body data-state> (styles and tests wait on it).
 export function reflectState(client, extra = {}) {
   const hook = (globalThis.synclass = { client, state: client.state, ...extra });
+  // the layer each received consumer forwards now: {consumer_id: layer}, null = paused for bandwidth
+  Object.defineProperty(hook, 'layers', { enumerable: true, get: () => Object.fromEntries(client.layers || []) });
   document.body.dataset.state = client.state;
   client.addEventListener('state', (ev) => {
     hook.state = ev.detail.state;

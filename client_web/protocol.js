@@ -22,6 +22,9 @@
 //   track           {track, stream, consumer: ConsumerInfo, receiver}  a remote track to show/play
 //   track_ended     {consumer}
 //   published       {producers}                   producers created by a publish (also renegotiations)
+//   layer           {consumer_id, producer_id, layer, consumer}  the layer a consumer forwards changed
+//                   (an offer's ConsumerInfo or a consumer_layer push); layer null = the server
+//                   paused that video because our link cannot carry it
 //   unpublished     {producer_id, source}
 //   moderated       the moderated reply (raise_hand, stage, mute, ...)
 //   local_mute      {mic, camera}  null (on) | 'self' | 'teacher': the local tracks were (en|dis)abled
@@ -73,13 +76,74 @@ export function iceGatheringComplete(pc, timeoutMs = ICE_GATHER_TIMEOUT_MS) {
 }
 
 // RTCRtpEncodingParameters from a source's send options
-// ({maxBitrate, maxFramerate, scaleResolutionDownBy}); null when there are none.
+// ({maxBitrate, maxFramerate, scaleResolutionDownBy, priority}); null when there are none.
 function encodingFrom(options = {}) {
   const enc = {};
-  for (const key of ['maxBitrate', 'maxFramerate', 'scaleResolutionDownBy']) {
+  for (const key of ['maxBitrate', 'maxFramerate', 'scaleResolutionDownBy', 'priority']) {
     if (options[key] != null) enc[key] = options[key];
   }
   return Object.keys(enc).length ? enc : null;
+}
+
+// A source sent as layers (docs/protocol.md item 5): the same camera sent
+// several times, each transceiver a lower resolution and bitrate. Index = layer.
+// `priority` shares the uplink out when it is short: the full layer first.
+//
+// absSendTime false: the server's receivers send a REMB for every video
+// m-line whose packets carry abs-send-time, each estimating that one stream
+// (at most ~1.5x what it carries), and the browser takes every REMB as the
+// cap of its whole connection — several video m-lines hold each other down
+// (measured: three camera layers shrink to ~110 kbps in all, every layer at
+// 320x180). Without abs-send-time those streams get no REMB and the browser's
+// loss-based estimate governs the uplink (it climbs ~8 %/s while nothing is
+// lost, and backs off on loss).
+export const CAMERA_LAYERS = [
+  { scaleResolutionDownBy: 1, maxBitrate: 1_500_000, priority: 'high', absSendTime: false },
+  { scaleResolutionDownBy: 2, maxBitrate: 500_000, priority: 'medium', absSendTime: false },
+  { scaleResolutionDownBy: 4, maxBitrate: 150_000, priority: 'low', absSendTime: false },
+];
+const ABS_SEND_TIME = 'http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time';
+
+// Do not negotiate one RTP header extension on this transceiver (best effort).
+function stopHeaderExtension(transceiver, uri) {
+  if (!transceiver.getHeaderExtensionsToNegotiate || !transceiver.setHeaderExtensionsToNegotiate) return false;
+  try {
+    const exts = transceiver.getHeaderExtensionsToNegotiate();
+    if (!exts.some((e) => e.uri === uri && e.direction !== 'stopped')) return false;
+    transceiver.setHeaderExtensionsToNegotiate(exts.map((e) => (e.uri === uri ? { ...e, direction: 'stopped' } : e)));
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+const MIN_LAYER_SIZE = [160, 90]; // smaller than this is not worth a layer
+
+// The layers worth sending for a capture of width x height: those at least
+// 160x90 (either orientation) and distinct. Always at least layer 0.
+export function layersFor(width, height, layers = CAMERA_LAYERS) {
+  if (!(width > 0 && height > 0)) return layers.slice(0, 1);
+  const out = [];
+  const seen = new Set();
+  for (const layer of layers) {
+    const scale = layer.scaleResolutionDownBy || 1;
+    const w = Math.floor(width / scale);
+    const h = Math.floor(height / scale);
+    if (Math.max(w, h) < MIN_LAYER_SIZE[0] || Math.min(w, h) < MIN_LAYER_SIZE[1]) break;
+    const key = `${w}x${h}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(layer);
+  }
+  return out.length ? out : layers.slice(0, 1);
+}
+
+// The send options of each layer of a source: options.layers (a list of
+// per-layer encodings) over the source's common options; one layer without.
+function layerOptions(options = {}) {
+  const { layers, ...common } = options || {};
+  if (!Array.isArray(layers) || !layers.length) return [common];
+  return layers.map((l) => ({ ...common, ...l }));
 }
 
 // Apply send options to a negotiated sender: encodings and the degradation
@@ -184,7 +248,7 @@ export class LessonClient extends EventTarget {
     this.participants = new Map(); // id -> Participant
     this.producers = new Map();    // id -> ProducerInfo
     this.localTracks = null;       // {source: MediaStreamTrack} to (re)publish while live
-    this.sendOptions = {};         // source -> {maxBitrate, maxFramerate, degradationPreference, ...}
+    this.sendOptions = {};         // source -> {maxBitrate, maxFramerate, degradationPreference, layers?, ...}
     this.localStream = null;
     this.myProducers = [];         // our producers on the current publish connection
     this.self = null;              // our own Participant (hand, on_stage, muted) while joined
@@ -203,8 +267,10 @@ export class LessonClient extends EventTarget {
     this._recvPc = null;
     this._recvQueue = Promise.resolve();
     this._pubChain = Promise.resolve(); // publish-connection negotiations, one at a time
-    this._pubTransceivers = new Map();  // source -> RTCRtpTransceiver (the current one)
+    this._pubTransceivers = new Map();  // source -> [{transceiver, layer, track, clone}] (the current ones, layer order)
     this._consumersByMid = new Map(); // mid -> ConsumerInfo (receive connection)
+    this.layers = new Map();          // consumer id -> the layer it forwards (null: paused for bandwidth)
+    this._offeredConsumers = [];      // the consumers of the latest offer (before its answer is done)
     this._remote = new Map();         // consumer id -> {track, stream, consumer}
     this._entering = null;            // the running join/publish sequence
   }
@@ -251,10 +317,12 @@ export class LessonClient extends EventTarget {
     return false;
   }
 
-  // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, courseware?}).
+  // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, courseware?})
+  // with per-source `sendOptions` (e.g. {camera: {layers: [...]}}).
   // Remembered, so a reconnect re-joins and re-publishes.
-  async goLive(tracks, { title, subject, sessionId } = {}) {
+  async goLive(tracks, { title, subject, sessionId, sendOptions } = {}) {
     this.localTracks = tracks;
+    if (sendOptions) this.sendOptions = { ...this.sendOptions, ...sendOptions };
     this.autoJoin = true;
     try {
       if (!this.session || this.session.status !== 'live') {
@@ -335,21 +403,54 @@ export class LessonClient extends EventTarget {
       if (gen !== this._gen || this._pubPc !== pc) return;
       const current = this._pubTransceivers.get(source);
       if (current) {
-        if (current.sender.track !== track) await current.sender.replaceTrack(track);
-        await applySendParameters(current.sender, this.sendOptions[source]);
+        await this._replaceSenders(current, track);
+        const options = layerOptions(this.sendOptions[source]);
+        for (const entry of current) {
+          await applySendParameters(entry.transceiver.sender, options[Math.min(entry.layer, options.length - 1)]);
+        }
+        this._applyLocalMute();
         return;
       }
-      const t = this._addSender(pc, source, track);
+      const entries = this._addSenders(pc, source, track);
       try {
         await this._negotiatePublish(gen, pc);
       } catch (e) {
-        // refused: take the m-line back so the connection stays as it was
+        // refused: take the m-lines back so the connection stays as it was
         this._pubTransceivers.delete(source);
         try { await pc.setLocalDescription({ type: 'rollback' }); } catch (e2) { /* not in have-local-offer */ }
-        try { await t.sender.replaceTrack(null); t.direction = 'inactive'; } catch (e3) { /* closed */ }
+        await this._retireSenders(entries);
         throw e;
       }
     });
+  }
+
+  // A new track for a source already sent: layer 0 carries it, the other
+  // layers fresh clones of it (the old clones stop).
+  async _replaceSenders(entries, track) {
+    for (const entry of entries) {
+      if (entry.layer === 0) {
+        if (entry.transceiver.sender.track !== track) await entry.transceiver.sender.replaceTrack(track);
+        entry.track = track;
+        continue;
+      }
+      if (entry.original === track) continue;
+      const old = entry.track;
+      const clone = track.clone();
+      await entry.transceiver.sender.replaceTrack(clone);
+      entry.track = clone;
+      entry.original = track;
+      if (old && entry.clone) old.stop();
+      entry.clone = true;
+    }
+  }
+
+  // Stop sending on these senders (their m-lines stay, inactive) and stop our clones.
+  async _retireSenders(entries) {
+    for (const entry of entries || []) {
+      try { await entry.transceiver.sender.replaceTrack(null); } catch (e) { /* closed */ }
+      try { entry.transceiver.direction = 'inactive'; } catch (e) { /* stopped */ }
+      if (entry.clone && entry.track) entry.track.stop();
+    }
   }
 
   // Stop sending one source and close its producer (`unpublish`).
@@ -364,26 +465,41 @@ export class LessonClient extends EventTarget {
     if (!pc) return null;
     return this._pubRun(async () => {
       if (gen !== this._gen || this._pubPc !== pc) return null;
-      const t = this._pubTransceivers.get(source);
+      const entries = this._pubTransceivers.get(source);
       this._pubTransceivers.delete(source);
-      if (t) {
-        // the m-line stays (inactive) until the next renegotiation; a later
-        // publish of this source gets a new m-line and a new producer
-        try { await t.sender.replaceTrack(null); } catch (e) { /* closed */ }
-        try { t.direction = 'inactive'; } catch (e) { /* stopped */ }
+      // the m-lines stay (inactive) until the next renegotiation; a later
+      // publish of this source gets new m-lines and new producers
+      await this._retireSenders(entries);
+      // every layer of the source; the lower layers first, so the primary
+      // (layer 0) goes last and the server hands the source to no other layer
+      const producers = this.myProducers.filter((p) => p.source === source)
+        .sort((a, b) => (b.layer || 0) - (a.layer || 0));
+      if (!producers.length) return null;
+      this.myProducers = this.myProducers.filter((p) => p.source !== source);
+      let reply = null;
+      for (const producer of producers) {
+        reply = await this.request('unpublish', { producer_id: producer.id });
+        this._emit('unpublished', { producer_id: producer.id, source });
       }
-      const producer = this.myProducers.find((p) => p.source === source);
-      if (!producer) return null;
-      this.myProducers = this.myProducers.filter((p) => p !== producer);
-      const reply = await this.request('unpublish', { producer_id: producer.id });
-      this._emit('unpublished', { producer_id: producer.id, source });
       return reply;
     });
   }
 
-  // The producer of one of our sources, or null.
+  // The producer of one of our sources (its primary, layer 0), or null.
   producerFor(source) {
-    return this.myProducers.find((p) => p.source === source) || null;
+    const of = this.myProducers.filter((p) => p.source === source);
+    return of.find((p) => !p.layer) || of[0] || null;
+  }
+
+  // Our producers of one source, one per layer, layer order.
+  producersFor(source) {
+    return this.myProducers.filter((p) => p.source === source).sort((a, b) => (a.layer || 0) - (b.layer || 0));
+  }
+
+  // The layer a received consumer forwards: a number, null (paused for
+  // bandwidth), or undefined (not known).
+  layerOf(consumerId) {
+    return this.layers.get(consumerId);
   }
 
   // ---- interaction: hands, stage, mute (each resolves with `moderated`) -------
@@ -661,7 +777,38 @@ export class LessonClient extends EventTarget {
     this._pongTimer = null;
   }
 
+  // The layer each consumer forwards: an offer lists every open consumer with
+  // its layer then; a consumer_layer push changes one. Both are taken in
+  // socket order, here, not when the (queued) offer is answered.
+  _on_consumer_layer(msg) {
+    if (!msg.consumer_id) return;
+    this._setLayer(msg.consumer_id, msg.producer_id ?? null, msg.layer ?? null);
+  }
+
+  _setLayer(consumerId, producerId, layer) {
+    const had = this.layers.has(consumerId);
+    if (had && this.layers.get(consumerId) === layer) return;
+    this.layers.set(consumerId, layer);
+    const consumer = this._consumerInfo(consumerId);
+    this._emit('layer', { consumer_id: consumerId, producer_id: producerId ?? consumer?.producer_id ?? null, layer, consumer });
+  }
+
+  _consumerInfo(consumerId) {
+    const entry = this._remote.get(consumerId);
+    if (entry) return entry.consumer;
+    for (const c of this._consumersByMid.values()) if (c.id === consumerId) return c;
+    for (const c of this._offeredConsumers || []) if (c.id === consumerId) return c;
+    return null;
+  }
+
   _on_offer(msg, gen) {
+    const consumers = Array.isArray(msg.consumers) ? msg.consumers : [];
+    this._offeredConsumers = consumers;
+    const open = new Set(consumers.map((c) => c.id));
+    for (const id of [...this.layers.keys()]) if (!open.has(id)) this.layers.delete(id);
+    for (const c of consumers) {
+      if (c && c.id && 'layer' in c) this._setLayer(c.id, c.producer_id, c.layer ?? null);
+    }
     // one offer at a time, in order
     this._recvQueue = this._recvQueue
       .then(() => this._answerOffer(msg, gen))
@@ -733,7 +880,7 @@ export class LessonClient extends EventTarget {
     this.localStream = new MediaStream(['mic', 'camera'].map((s) => tracks[s]).filter(Boolean));
     for (const source of PUBLISH_SOURCES) {
       const track = tracks[source];
-      if (track && track.readyState !== 'ended') this._addSender(pc, source, track);
+      if (track && track.readyState !== 'ended') this._addSenders(pc, source, track);
     }
     this._applyLocalMute();
     try {
@@ -742,6 +889,7 @@ export class LessonClient extends EventTarget {
       // let a later goLive / reconnect try again with a fresh connection
       if (this._pubPc === pc) {
         this._pubPc = null;
+        this._stopClones();
         this._pubTransceivers = new Map();
       }
       pc.close();
@@ -749,17 +897,31 @@ export class LessonClient extends EventTarget {
     }
   }
 
-  _addSender(pc, source, track) {
+  // One transceiver per layer of the source (one without layers): layer 0
+  // sends the track itself, each lower layer a clone of it, scaled down by
+  // its encoding (scaleResolutionDownBy, maxBitrate).
+  _addSenders(pc, source, track) {
     // camera and mic share a stream (lip sync); the courseware is its own
     const stream = source === 'courseware' ? new MediaStream([track]) : this.localStream;
-    const init = { direction: 'sendonly', streams: stream ? [stream] : [] };
-    const enc = encodingFrom(this.sendOptions[source]);
-    if (enc) init.sendEncodings = [enc];
-    const t = pc.addTransceiver(track, init);
-    if (track.kind === 'video') preferCodec(t, 'video', 'video/VP8');
-    else preferCodec(t, 'audio', 'audio/opus');
-    this._pubTransceivers.set(source, t);
-    return t;
+    const entries = layerOptions(this.sendOptions[source]).map((options, layer) => {
+      const sendTrack = layer === 0 ? track : track.clone();
+      const init = { direction: 'sendonly', streams: stream ? [stream] : [] };
+      const enc = encodingFrom(options);
+      if (enc) init.sendEncodings = [enc];
+      const t = pc.addTransceiver(sendTrack, init);
+      if (track.kind === 'video') preferCodec(t, 'video', 'video/VP8');
+      else preferCodec(t, 'audio', 'audio/opus');
+      if (options.absSendTime === false) stopHeaderExtension(t, ABS_SEND_TIME);
+      return { transceiver: t, layer, track: sendTrack, clone: layer > 0, original: track };
+    });
+    this._pubTransceivers.set(source, entries);
+    return entries;
+  }
+
+  _stopClones() {
+    for (const entries of this._pubTransceivers.values()) {
+      for (const entry of entries) if (entry.clone && entry.track) entry.track.stop();
+    }
   }
 
   // One offer/answer on the publish connection: every m-line now sending is
@@ -770,8 +932,11 @@ export class LessonClient extends EventTarget {
     await iceGatheringComplete(pc);
     if (gen !== this._gen || this._pubPc !== pc) return;
     const trackMap = {};
-    for (const [source, t] of this._pubTransceivers) {
-      if (t.mid != null && t.direction === 'sendonly') trackMap[t.mid] = { source };
+    for (const [source, entries] of this._pubTransceivers) {
+      for (const { transceiver: t, layer } of entries) {
+        if (t.mid == null || t.direction !== 'sendonly') continue;
+        trackMap[t.mid] = entries.length > 1 ? { source, layer } : { source };
+      }
     }
     const reply = await this.request('publish', { sdp: pc.localDescription.sdp, tracks: trackMap });
     if (gen !== this._gen || this._pubPc !== pc) return;
@@ -779,8 +944,11 @@ export class LessonClient extends EventTarget {
     const fresh = reply.producers || [];
     const freshIds = new Set(fresh.map((p) => p.id));
     this.myProducers = [...this.myProducers.filter((p) => !freshIds.has(p.id)), ...fresh];
-    for (const [source, t] of this._pubTransceivers) {
-      await applySendParameters(t.sender, this.sendOptions[source]);
+    for (const [source, entries] of this._pubTransceivers) {
+      const options = layerOptions(this.sendOptions[source]);
+      for (const { transceiver: t, layer } of entries) {
+        await applySendParameters(t.sender, options[Math.min(layer, options.length - 1)]);
+      }
     }
     this._emit('published', { producers: fresh });
   }
@@ -809,8 +977,8 @@ export class LessonClient extends EventTarget {
     this._emit('self', { participant });
   }
 
-  // A muted source stops capturing (track.enabled = false saves the uplink);
-  // unmuted, it captures again.
+  // A muted source stops capturing (track.enabled = false saves the uplink),
+  // every layer of it; unmuted, it captures again.
   _applyLocalMute() {
     const muted = (this.self && this.self.muted) || {};
     const state = {};
@@ -818,6 +986,9 @@ export class LessonClient extends EventTarget {
       state[source] = muted[source] || null;
       const track = this.localTracks && this.localTracks[source];
       if (track) track.enabled = !state[source];
+      for (const entry of this._pubTransceivers.get(source) || []) {
+        if (entry.track) entry.track.enabled = !state[source];
+      }
     }
     this._emit('local_mute', state);
   }
@@ -872,10 +1043,13 @@ export class LessonClient extends EventTarget {
     this._recvPc = null;
     this._recvQueue = Promise.resolve();
     this._pubChain = Promise.resolve();
+    this._stopClones();
     this._pubTransceivers = new Map();
     this.myProducers = [];
     for (const { consumer } of [...this._remote.values()]) this._remoteEnded(consumer);
     this._consumersByMid.clear();
+    this._offeredConsumers = [];
+    this.layers.clear();
   }
 
   // ---- state ----------------------------------------------------------------

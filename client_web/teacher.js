@@ -1,12 +1,13 @@
-// Lecture-room page: one click starts the lesson and publishes camera + mic;
+// Lecture-room page: one click starts the lesson and publishes camera + mic
+// (the camera as up to three layers: full, half and quarter resolution);
 // courseware by screen share; a grid of every classroom (video, sound, link
 // state, speaking), raised hands in order, stage and mute per classroom.
-import { LessonClient, ProtocolError, receiverAudioLevel, sampleReceiver } from './protocol.js';
+import { LessonClient, ProtocolError, layersFor, receiverAudioLevel, sampleReceiver } from './protocol.js';
 import { $, STATE_LABELS, el, params, reflectState } from './common.js';
 
 const token = params().get('token');
 const client = new LessonClient(token);
-const hook = reflectState(client, { classrooms: [], hands: [], tiles: {} });
+const hook = reflectState(client, { classrooms: [], hands: [], tiles: {}, cameraLayers: [] });
 let localStream = null;
 let starting = false;
 let coursewareTrack = null;
@@ -14,7 +15,8 @@ let sharing = false;              // a share/unshare is running
 let soundBlocked = false;         // autoplay refused sound: the #sound button asks for a click
 
 // Courseware: slides and documents — sharp text over motion.
-const COURSEWARE_OPTIONS = { maxFramerate: 5, maxBitrate: 1_000_000, degradationPreference: 'maintain-resolution' };
+// No abs-send-time: see CAMERA_LAYERS in protocol.js (a REMB for one video m-line caps them all).
+const COURSEWARE_OPTIONS = { maxFramerate: 5, maxBitrate: 1_000_000, degradationPreference: 'maintain-resolution', absSendTime: false };
 const SPEAKING_LEVEL = 0.04;      // audioLevel (0..1, linear) above which a classroom is "speaking"
 const SPEAKING_HOLD_MS = 700;
 const LINK_WEAK_LOSS = 0.05;      // > 5 % packets lost
@@ -109,6 +111,7 @@ function render() {
 async function getMedia() {
   const audio = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   const tries = [
+    // full resolution for layer 0; the server sends each classroom the layer its link carries
     { audio, video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 25 } } },
     { audio, video: { width: { ideal: 640 }, height: { ideal: 480 } } },
     { audio, video: false },
@@ -123,6 +126,26 @@ async function getMedia() {
     }
   }
   throw lastError;
+}
+
+// The camera's layers (docs/protocol.md item 5): full resolution ~1.5 Mbps,
+// half ~500 kbps, quarter ~150 kbps — only those at least 160x90 at the
+// resolution the camera really delivers (a small camera sends fewer).
+// Each layer keeps its resolution when the uplink is short (fewer frames
+// instead): the layers are the resolution steps, and the server picks the
+// step each classroom's link carries; scaled by the browser too they would
+// become copies of each other.
+function cameraLayers(track) {
+  const { width, height } = track.getSettings ? track.getSettings() : {};
+  let layers = layersFor(width, height);
+  if (layers.length > 1) layers = layers.map((l) => ({ ...l, degradationPreference: 'maintain-resolution' }));
+  hook.cameraLayers = layers.map((l) => ({
+    scale: l.scaleResolutionDownBy || 1,
+    width: width ? Math.floor(width / (l.scaleResolutionDownBy || 1)) : null,
+    height: height ? Math.floor(height / (l.scaleResolutionDownBy || 1)) : null,
+    maxBitrate: l.maxBitrate,
+  }));
+  return layers;
 }
 
 function stopLocal() {
@@ -149,6 +172,7 @@ async function start(ev) {
     await client.goLive(tracks, {
       title: $('title').value.trim(),
       subject: $('subject').value.trim(),
+      sendOptions: tracks.camera ? { camera: { layers: cameraLayers(tracks.camera) } } : {},
     });
   } catch (e) {
     const why = e.name === 'NotAllowedError'
@@ -322,6 +346,9 @@ function renderGrid() {
     if (p.on_stage) badges.push(el('span', { class: 'badge on-stage' }, '台上 (On stage)'));
     if (muted.mic) badges.push(el('span', { class: 'badge muted-mic' }, `✕ 静音 (mic off) · ${mutedLabel(muted.mic)}`));
     if (muted.camera) badges.push(el('span', { class: 'badge camera-off' }, `✕ 摄像头 (camera off) · ${mutedLabel(muted.camera)}`));
+    const paused = !muted.camera && videoPaused(p.id);
+    if (paused) badges.push(el('span', { class: 'badge video-paused' }, '视频已暂停 (video paused: weak link)'));
+    node.dataset.paused = paused ? 'true' : 'false';
     node.querySelector('.badges').replaceChildren(...badges);
     const [stage, mic, camera] = node.querySelectorAll('.tile-actions button');
     label(stage, p.on_stage ? ['下台', 'Off stage'] : ['上台', 'On stage']);
@@ -356,6 +383,12 @@ function renderHands(ranks) {
   $('no-hands').hidden = raised.length > 0;
   $('lower-all').disabled = raised.length === 0;
   hook.hands = raised.map((p) => p.id);
+}
+
+// The server paused this classroom's camera to us (our downlink cannot carry it).
+function videoPaused(id) {
+  const video = client.remoteTracksOf(id).find((e) => e.consumer.kind === 'video' && e.consumer.source === 'camera');
+  return !!video && client.layerOf(video.consumer.id) === null;
 }
 
 // Put a classroom's received camera + mic on its tile (sound plays here: the lecture room's speakers).
@@ -426,6 +459,9 @@ async function sampleTile(id, tile) {
   if (cameraOff) {
     state = 'off';
     label = '摄像头已关 (camera off)';
+  } else if (videoPaused(id)) {
+    state = 'weak';
+    label = '视频已暂停 (video paused: weak link)';
   } else if (!video || !last || (fps < 1 && width === 0) || fps < 0.5) {
     state = 'none';
     label = '无画面 (no video)';
@@ -481,8 +517,9 @@ client.addEventListener('session_ended', () => {
 client.addEventListener('session', render);
 client.addEventListener('participants', renderGrid);
 client.addEventListener('self', render);
-client.addEventListener('track', (ev) => attachTile(ev.detail.consumer.participant_id));
+client.addEventListener('track', (ev) => { attachTile(ev.detail.consumer.participant_id); renderGrid(); });
 client.addEventListener('track_ended', (ev) => attachTile(ev.detail.consumer.participant_id));
+client.addEventListener('layer', renderGrid);
 client.addEventListener('servererror', (ev) => toast(`${ev.detail.code}: ${ev.detail.message}`));
 client.addEventListener('log', (ev) => console.debug('[synclass]', ev.detail.text));
 

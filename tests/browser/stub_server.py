@@ -158,7 +158,8 @@ class StubServer:
             infos = []
             for producer in producers:
                 info = {"id": producer.id, "participant_id": peer.id, "kind": producer.kind,
-                        "source": producer.app_data.get("source"), "layer": 0, "paused": False}
+                        "source": producer.app_data.get("source"),
+                        "layer": int(producer.app_data.get("layer") or 0), "paused": False}
                 self.producers[producer.id] = (producer, info)
                 infos.append(info)
             await peer.send({"type": "published", "re": re, "sdp": answer, "producers": infos})
@@ -176,9 +177,10 @@ class StubServer:
             await peer.send({"type": "error", "code": "unknown_type", "message": kind, "re": re})
 
     def receives(self, peer: Peer, info: dict[str, Any]) -> bool:
-        """The role matrix without a stage: the teacher gets every classroom, classrooms the teacher."""
+        """The role matrix without a stage: the teacher gets every classroom, classrooms the teacher.
+        Layers are not switched here: a source sent as layers is received as its layer 0 only."""
         owner = self.peers.get(info["participant_id"])
-        if owner is None or owner is peer:
+        if owner is None or owner is peer or info.get("layer"):
             return False
         return (peer.role, owner.role) in (("teacher", "classroom"), ("classroom", "teacher"))
 
@@ -201,7 +203,7 @@ class StubServer:
             for c in peer.recv._consumers:
                 _, info = self.producers[c.producer_id]
                 consumers.append({"id": c.id, "producer_id": c.producer_id, "participant_id": info["participant_id"],
-                                  "kind": c.kind, "source": info["source"], "mid": c.mid})
+                                  "kind": c.kind, "source": info["source"], "mid": c.mid, "layer": 0})
             peer.answered.clear()
             await peer.send({"type": "offer", "sdp": sdp, "consumers": consumers})
             await asyncio.wait_for(peer.answered.wait(), 20)
