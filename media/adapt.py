@@ -88,7 +88,12 @@ DELIVERED_SLACK = 1.25
 # through also under-measures the link). Cutting again would take a 300 kbps
 # link from layer 2 straight to audio only. Clearly worse loss is acted on:
 # a drop in the middle of an RR interval first shows as half its loss.
-CUT_HOLD_S = 2.0
+CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms RTT
+# ... and a clearly worse one within the hold cuts to no less than this share
+# of the estimate it finds: measured behind a 600 ms queue, the second report
+# after a 1.5 Mbps -> 300 kbps drop reads 88 % loss on a rate that already fell,
+# and 1.25 x "what got through" came out at 200 kbps: video paused for 6 s.
+REPEAT_CUT_FLOOR = 0.5
 CUT_WORSE = 0.10
 
 # -- climbing (probing upward) -------------------------------------------------
@@ -131,10 +136,10 @@ HOLD_CLIMB_WAIT_MAX_S = 240.0
 # ... except while a video is paused for want of budget (``set_need``): pupils
 # without any picture are worse off than a short probe, so a hold-band link
 # tries to reach the budget that unpauses it after UNPAUSE_WAIT_S (scaled by
-# the same doubling as the hold wait: 4, 8, 16 ... s on a link where it never
+# the same doubling as the hold wait: 2, 4, 8 ... s on a link where it never
 # fits), and that climb goes no higher than UNPAUSE_HEADROOM x that budget
 # (enough for the lowest layer, not a jump to the next one).
-UNPAUSE_WAIT_S = 4.0
+UNPAUSE_WAIT_S = 2.0
 UNPAUSE_HEADROOM = 1.15
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
@@ -169,12 +174,15 @@ BACKOFF_RESET_S = 20.0
 # drops by >= 3 %). It is NOT a cap otherwise: a receiver-side estimate is
 # clamped to ~1.5x what it receives, so capping by it would forbid a layer
 # step (2.8x); and after a step up it lags for seconds while rising.
-REMB_BELOW_SENT = 0.9
+REMB_BELOW_SENT = 0.75  # 0.9 let aiortc's cautious REMB pause layer 2 on a 300 kbps / 5 % link
 REMB_DECREASE = 0.03
 # libwebrtc's receiver answers overuse with 0.85 x the throughput it
 # measured; dividing by this takes the estimate to that throughput, not
 # 15 % below it (which would e.g. drop the courseware on a 350 kbps link).
 REMB_OVERUSE_BETA = 0.85
+# A REMB that cuts the estimate by more than this much counts as the cut for
+# the overload it reports (see on_remb).
+REMB_EXPLAINS_CUT = 0.3
 
 # -- layer selection -----------------------------------------------------------
 # Up one layer only after the allocation said "higher" for this long (and
@@ -355,11 +363,16 @@ class LinkEstimator:
             cut = loss if loss > LOSS_SEVERE or prev_loss is None else min(loss, prev_loss)
             failed = self._congestion(now)
             target: Optional[float] = None
-            if now - self._cut_at >= CUT_HOLD_S - _EPS or cut > self._cut_loss + CUT_WORSE:
+            within_hold = now - self._cut_at < CUT_HOLD_S - _EPS
+            if not within_hold or cut > self._cut_loss + CUT_WORSE:
                 self._cut_at, self._cut_loss = now, cut
                 target = self._est * (1.0 - cut / 2.0)
                 if sent > 0:
                     target = min(target, sent * (1.0 - cut) * DELIVERED_SLACK)
+                if within_hold:
+                    # a second, worse report right after a cut still straddles the
+                    # overload: it may halve the estimate again, not more
+                    target = max(target, self._est * REPEAT_CUT_FLOOR)
             if failed is not None:
                 back, used = self._withdraw(failed, sent, loss)
                 # A used probe caused the loss: back to where it started, even if what
@@ -415,7 +428,9 @@ class LinkEstimator:
         self._remb = int(bps)
         if self._sent is None:
             return  # nothing to compare with yet
-        falling = prev is None or bps < prev * (1.0 - REMB_DECREASE)
+        # Only a falling REMB is news: a receiver's first REMBs describe what it
+        # has received so far (Chrome starts at ~30 kbps and climbs), not its link.
+        falling = prev is not None and bps < prev * (1.0 - REMB_DECREASE)
         if falling and bps < self._sent * REMB_BELOW_SENT:
             self._congested_at = now
             failed = self._congestion(now)
@@ -423,6 +438,11 @@ class LinkEstimator:
             if failed is not None:
                 target = min(target, self._withdraw(failed, self._sent, self._loss or 0.0)[0])
             if target < self._est:
+                if target < self._est * (1.0 - REMB_EXPLAINS_CUT):
+                    # The loss reports of the next CUT_HOLD_S describe the
+                    # overload this REMB already answered (receiver reports lag
+                    # by an interval): they must not cut a second time.
+                    self._cut_at, self._cut_loss = now, 1.0
                 self._set(now, target, "remb")
 
     # -- outputs ---------------------------------------------------------------

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("synclass.media.bandwidth")
 
 INTERVAL_S = 0.5
+# What was sent is measured over this long: about one receiver-report interval,
+# so a report's loss is set against the rate it describes (a 0.5 s window next
+# to a 1 s report halves what "got through" right after a rate drop).
+SENT_WINDOW_S = 1.0
 INITIAL_BPS = 5_000_000
 # What a layer needs before its producer has been measured (bps), by layer index.
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
@@ -47,6 +51,8 @@ class DownlinkController:
         self._selectors: dict[str, tuple[int, LayerSelector]] = {}  # consumer id -> (layers, selector)
         self._seen: dict[str, tuple[int, int, int]] = {}  # consumer id -> (packets, octets, reports)
         self._last_tick = start
+        self._sent_log: list[tuple[float, int]] = [(start, 0)]  # (time, bits sent in total)
+        self._sent_total = 0
         self._last_remb: Optional[int] = None
         self._task: Optional[asyncio.Task[None]] = None
         self.allocation: dict[str, Optional[int]] = {}
@@ -90,14 +96,30 @@ class DownlinkController:
         for gone in set(self._seen) - {c.id for c in consumers}:
             del self._seen[gone]
             self._selectors.pop(gone, None)
+        self._sent_total += sent_bits
+        self._sent_log.append((now, self._sent_total))
+        while len(self._sent_log) > 2 and self._sent_log[1][0] <= now - SENT_WINDOW_S:
+            self._sent_log.pop(0)
+        then, bits_then = self._sent_log[0]
+        sent_bps = (self._sent_total - bits_then) / max(1e-3, now - then) if now > then else sent_bits / dt
         if reported_packets:
-            self.estimator.on_report(now, lost_weighted / reported_packets, sent_bits / dt)
+            self.estimator.on_report(now, lost_weighted / reported_packets, sent_bps)
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
             self.estimator.on_remb(now, remb)
         budget = self.estimator.estimate(now)
         demands = [_demand(c) for c in consumers]
-        self.allocation = allocate(budget, demands)
+        allocation = allocate(budget, demands)
+        if allocation != self.allocation:
+            state = self.estimator.state()
+            logger.info(
+                "- rate %d kbps (%s, loss %.3f, sent %s kbps, remb %s): %s",
+                budget // 1000, state.get("reason"), state.get("loss") or 0.0,
+                None if state.get("sent_bps") is None else int(state["sent_bps"]) // 1000,
+                None if state.get("remb_bps") is None else int(state["remb_bps"]) // 1000,
+                " ".join(f"{k[:6]}={v}" for k, v in allocation.items()),
+            )
+        self.allocation = allocation
         self.estimator.set_need(_unpause_need(demands, self.allocation))
         for c in consumers:
             if c.kind != "video":

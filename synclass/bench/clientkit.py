@@ -40,6 +40,7 @@ def check_private_api() -> None:
     """Raise if aiortc/aioice moved a private name the bench uses."""
     from aiortc.rtcdtlstransport import RTCDtlsTransport
     from aiortc.rtcrtpreceiver import RTCRtpReceiver
+    from aiortc.rtcrtpsender import RTCRtpSender
 
     missing = [
         name
@@ -47,11 +48,17 @@ def check_private_api() -> None:
             (RTCDtlsTransport, "_send_rtp"),
             (RTCDtlsTransport, "_handle_rtp_data"),
             (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
+            (RTCRtpReceiver, "_handle_rtp_packet"),
+            (RTCRtpSender, "_send_keyframe"),
             (aioice.ice.StunProtocol, "datagram_received"),
             (aioice.ice, "get_host_addresses"),
         )
         if not hasattr(owner, name)
     ]
+    import inspect
+
+    init = inspect.getsource(RTCRtpReceiver.__init__)
+    missing += [f"RTCRtpReceiver.{n}" for n in ("__jitter_buffer", "__remote_bitrate_estimator") if f"self.{n} =" not in init]
     if missing:
         raise RuntimeError(f"aiortc/aioice private API moved: {missing}")
 
@@ -178,12 +185,31 @@ class ReplayVideoTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, frames: list[bytes], fps: int = 30) -> None:
+    def __init__(self, frames: list[bytes], fps: int = 30, keyframe_every: int = 0) -> None:
         super().__init__()
         self._frames = frames
         self._fps = fps
         self._n = 0
+        self._skip = 0  # loop position = (n + skip) % len(frames)
+        self._keyframe_every = keyframe_every
         self._start: Optional[float] = None
+
+    def keyframe_now(self) -> None:
+        """Answer a keyframe request like a live encoder: the next frame sent is
+        the loop's next keyframe (``keyframe_every``: their spacing in the loop)."""
+        if self._keyframe_every:
+            pos = (self._n + self._skip) % len(self._frames)
+            self._skip += (-pos) % self._keyframe_every
+
+    def answer_keyframe_requests(self, sender: Any) -> None:
+        """Make ``sender`` (sending this track) jump to a keyframe on PLI/FIR."""
+        original = sender._send_keyframe
+
+        def send_keyframe() -> None:
+            self.keyframe_now()
+            original()
+
+        sender._send_keyframe = send_keyframe
 
     async def recv(self) -> av.Packet:  # type: ignore[override]
         if self._start is None:
@@ -191,7 +217,7 @@ class ReplayVideoTrack(MediaStreamTrack):
         delay = self._start + self._n / self._fps - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        packet = av.Packet(self._frames[self._n % len(self._frames)])
+        packet = av.Packet(self._frames[(self._n + self._skip) % len(self._frames)])
         packet.pts = self._n * VIDEO_CLOCK // self._fps
         packet.time_base = _TIME_BASE
         self._n += 1

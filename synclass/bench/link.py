@@ -51,28 +51,156 @@ def say(text: str) -> None:
 START = time.monotonic()
 
 
-# --- the classroom: a child process that joins, decodes and logs --------------------
-async def classroom_main(url: str, token: str, seconds: float, ice_address: str) -> dict[str, Any]:
+# --- the classroom: a child process that joins and logs what arrives -------------------
+# A browser decodes what is complete and asks for a keyframe after a loss; aiortc's
+# own receiver does not (its jitter buffer waits hundreds of packets for a lost
+# one), so the classroom judges the stream at the RTP level, where the SFU's work
+# shows: every media packet (after RTX unwrapping) is logged as it reaches the
+# receiver's jitter buffer, and frames are rebuilt from the log (``video_frames``).
+async def classroom_main(url: str, token: str, seconds: float, ice_address: str, remb: bool = False) -> dict[str, Any]:
     from media.aiortc_hooks import set_ice_host_addresses
 
+    from synclass.bench.clientkit import check_private_api
     from synclass.client import LessonClient
 
+    check_private_api()
     set_ice_host_addresses([ice_address])
-    client = LessonClient(url, token, frame_log=True)
+    client = LessonClient(url, token)
+    logs: dict[int, tuple[str, list[tuple[float, int, int, bool, bytes]]]] = {}
     try:
         await client.connect()
         await client.join()
-        await asyncio.sleep(seconds)
-        video = [e for t in client.tracks("video", "camera") for e in (t.log or [])]
-        audio = [e[0] for t in client.tracks("audio") for e in (t.log or [])]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            _tap_receivers(client, logs, remb)
+            await asyncio.sleep(0.2)
+        video = audio = None
+        for source_kind, packets in logs.values():
+            if source_kind == "video:camera":
+                video = video_frames(packets)
+            elif source_kind.startswith("audio:"):
+                audio = unwrap_first_arrivals([(t, seq) for t, seq, _, _, _ in packets])
         return {
             "participant_id": client.welcome.get("participant_id"),
-            "video": sorted(video),
-            "audio": sorted(audio),
+            "frames": video or [],
+            "audio": audio or [],
             "layer_changes": [[t, layer] for t, _, layer in client.layer_changes],
         }
     finally:
         await client.close()
+
+
+def _tap_receivers(client: Any, logs: dict[int, Any], remb: bool) -> None:
+    pc = client.pc_receive
+    if pc is None:
+        return
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if id(receiver) in logs or transceiver.mid is None:
+            continue
+        info = client._consumers_by_mid.get(transceiver.mid, {})  # noqa: SLF001 (our own client)
+        packets: list[tuple[float, int, int, bool, bytes]] = []
+        logs[id(receiver)] = (f"{transceiver.kind}:{info.get('source')}", packets)
+        if not remb:
+            # aiortc's receive-side estimator reads a 300 kbps link with 5 % random
+            # loss as ~130 kbps (a browser's does not); without --remb the classroom
+            # sends no REMB and the server goes by loss (Galene's way) alone.
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # noqa: SLF001
+        jitter = receiver._RTCRtpReceiver__jitter_buffer  # noqa: SLF001 (bench instrumentation)
+        add = jitter.add
+
+        def logged(packet: Any, add: Any = add, packets: list[Any] = packets) -> Any:
+            head = bytes(packet.payload[:24])
+            packets.append((time.monotonic(), packet.sequence_number, packet.timestamp, packet.marker, head))
+            return add(packet)
+
+        jitter.add = logged
+
+
+def unwrap_first_arrivals(packets: list[tuple[float, int]]) -> list[list[Any]]:
+    """``[arrival time, extended seq]`` for each sequence number's first arrival."""
+    first: dict[int, float] = {}
+    last = None
+    base = 0
+    for t, seq in packets:
+        if last is not None and seq < last and last - seq > 0x8000:
+            base += 0x10000
+        elif last is not None and seq > last and seq - last > 0x8000:
+            continue
+        last = seq
+        first.setdefault(base + seq, t)
+    return sorted([[t, seq] for seq, t in first.items()])
+
+
+def vp8_frame_info(payload: bytes) -> tuple[bool, bool, Optional[tuple[int, int]]]:
+    """(starts a frame, is a keyframe, (width, height) of a keyframe) from an RTP VP8 payload."""
+    if not payload:
+        return False, False, None
+    b0 = payload[0]
+    start = bool(b0 & 0x10) and not (b0 & 0x07)
+    pos = 1
+    if b0 & 0x80:
+        b1 = payload[1] if len(payload) > 1 else 0
+        pos = 2
+        if b1 & 0x80:
+            pos += 2 if len(payload) > pos and payload[pos] & 0x80 else 1
+        if b1 & 0x40:
+            pos += 1
+        if b1 & 0x30:
+            pos += 1
+    if not start or len(payload) <= pos:
+        return start, False, None
+    key = not (payload[pos] & 0x01)
+    size = None
+    body = payload[pos + 3: pos + 10]
+    if key and len(body) >= 7 and body[:3] == b"\x9d\x01\x2a":
+        size = (int.from_bytes(body[3:5], "little") & 0x3FFF, int.from_bytes(body[5:7], "little") & 0x3FFF)
+    return start, key, size
+
+
+def video_frames(packets: list[tuple[float, int, int, bool, bytes]]) -> list[list[Any]]:
+    """Frames a decoder could show: ``[time complete, width, height]`` for each frame
+    that arrived whole and whose reference chain is intact (back to a keyframe)."""
+    by_seq: dict[int, tuple[float, int, bool, bytes]] = {}
+    last = None
+    base = 0
+    for t, seq, ts, marker, head in packets:  # unwrap 16-bit sequence numbers
+        if last is not None and seq < last and last - seq > 0x8000:
+            base += 0x10000
+        elif last is not None and seq > last and seq - last > 0x8000:
+            continue  # a very late packet from before a wrap
+        last = seq
+        by_seq.setdefault(base + seq, (t, ts, marker, head))
+    shown: list[list[Any]] = []
+    size: Optional[tuple[int, int]] = None
+    chain_ok = False
+    prev_end: Optional[int] = None
+    frame: list[int] = []
+    for seq in sorted(by_seq):
+        if frame and (by_seq[seq][1] != by_seq[frame[0]][1] or seq != frame[-1] + 1):
+            chain_ok, size, prev_end = _close_frame(frame, by_seq, chain_ok, size, prev_end, shown)
+            frame = []
+        frame.append(seq)
+    if frame:
+        _close_frame(frame, by_seq, chain_ok, size, prev_end, shown)
+    return shown
+
+
+def _close_frame(frame: list[int], by_seq: dict[int, Any], chain_ok: bool, size: Any, prev_end: Any,
+                 shown: list[list[Any]]) -> tuple[bool, Any, int]:
+    first, last = frame[0], frame[-1]
+    start, key, key_size = vp8_frame_info(by_seq[first][3])
+    whole = start and by_seq[last][2] and last - first + 1 == len(frame)
+    contiguous = prev_end is not None and first == prev_end + 1
+    if whole and key:
+        chain_ok, size = True, key_size or size
+    elif whole and chain_ok and contiguous:
+        pass
+    else:
+        chain_ok = False
+    if chain_ok and size is not None:
+        shown.append([max(by_seq[s][0] for s in frame), size[0], size[1]])
+    return chain_ok, size, last
 
 
 # --- analysis (pure: logs in, figures out) ------------------------------------------------
@@ -91,8 +219,8 @@ def fitting_layers(rate_kbps: Optional[float]) -> set[int]:
 
 
 def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, rate_kbps: Optional[float]) -> dict[str, Any]:
-    video = [(t, layer_of_size(w, h)) for t, w, h in log["video"]]
-    audio = log["audio"]
+    video = sorted((t, layer_of_size(w, h)) for t, w, h in log["frames"])
+    audio = sorted(t for t, _ in log["audio"])
     paused_at = [(t, layer) for t, layer in log.get("layer_changes", [])]
     in_drop = [(t, layer) for t, layer in video if t_drop <= t < t_recover]
     duration = t_recover - t_drop
@@ -119,7 +247,8 @@ def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, 
         if b - a > FREEZE_S and not any(s <= a + 0.5 and b - 0.5 <= e for s, e in pauses):
             freezes += 1
     audio_drop = [t for t in audio if t_drop <= t < t_recover]
-    expected = AUDIO_FRAMES_PER_S * duration
+    seqs = sorted(seq for t, seq in log["audio"] if t_drop <= t < t_recover)
+    expected = (seqs[-1] - seqs[0] + 1) if len(seqs) > 1 and seqs[-1] > seqs[0] else AUDIO_FRAMES_PER_S * duration
     gaps = [b - a for a, b in zip([t_drop, *audio_drop], [*audio_drop, t_recover])]
     top = [t for t, layer in video if t >= t_recover and layer == 0]
     top_in_drop = sum(1 for _, layer in in_drop if layer == 0)
@@ -185,13 +314,18 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             await teacher.connect()
             await teacher.start_session(title="Link bench")
             await teacher.join()
+            layer_tracks = [ReplayVideoTrack(frames, FPS, keyframe_every=FPS) for frames in loops]
             await teacher.publish([
-                *[(ReplayVideoTrack(frames, FPS), "camera", i) for i, frames in enumerate(loops)],
+                *[(track, "camera", i) for i, track in enumerate(layer_tracks)],
                 (ToneTrack(), "mic"),
             ])
+            assert teacher.pc_publish is not None
+            for transceiver in teacher.pc_publish.getTransceivers():
+                if isinstance(transceiver.sender.track, ReplayVideoTrack):
+                    transceiver.sender.track.answer_keyframe_requests(transceiver.sender)
             say(f"teacher publishes 3 layers + audio; server {server.url}")
             child = [sys.executable, "-m", "synclass.bench.link", "classroom", "--url", server.url,
-                     "--seconds", str(total + 2)]
+                     "--seconds", str(total + 2), *(["--remb"] if args.remb else [])]
             constrained = link.popen([*child, "--token", tokens[0], "--ice-address", link.client_addr],
                                      stdout=subprocess.PIPE)
             free = await asyncio.create_subprocess_exec(*child, "--token", tokens[1], "--ice-address", "127.0.0.1",
@@ -269,6 +403,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--recover", type=float, default=15.0, help="good link after (default 15)")
     parser.add_argument("--queue-ms", type=float, default=200.0, help="the rate cap's queue (default 200 ms)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--remb", action="store_true",
+                        help="classrooms send aiortc's REMB (it under-reads lossy links; browsers' does not)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--dump", default=None, help="write each classroom's raw frame log here")
     return parser.parse_args(argv)
@@ -282,8 +418,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.add_argument("--token", required=True)
         p.add_argument("--seconds", type=float, required=True)
         p.add_argument("--ice-address", required=True)
+        p.add_argument("--remb", action="store_true")
         a = p.parse_args(argv[1:])
-        print(json.dumps(asyncio.run(classroom_main(a.url, a.token, a.seconds, a.ice_address))), flush=True)
+        print(json.dumps(asyncio.run(classroom_main(a.url, a.token, a.seconds, a.ice_address, a.remb))), flush=True)
         return 0
     from synclass.netem import can_emulate
 

@@ -23,6 +23,8 @@ from typing import Optional
 import pytest
 
 from media.adapt import (
+    CUT_HOLD_S,
+    REPEAT_CUT_FLOOR,
     CLIMB_WAIT_MAX_S,
     CLIMB_WAIT_S,
     DELIVERED_SLACK,
@@ -305,15 +307,15 @@ def test_a_cut_uses_the_lower_of_two_consecutive_losses() -> None:
     assert est.estimate(2.0) == 900_000
 
 
-def test_after_a_cut_the_same_loss_within_2_s_changes_nothing_then_cuts_again() -> None:
+def test_after_a_cut_the_same_loss_within_the_hold_changes_nothing_then_cuts_again() -> None:
     est = LinkEstimator(0.0)
     est.on_report(1.0, 0.2, 1_000_000)
     est.on_report(2.0, 0.2, 1_000_000)
     assert est.estimate(2.0) == 900_000
-    est.on_report(3.0, 0.2, 1_000_000)  # still the rate before the cut took effect
-    assert est.estimate(3.0) == 900_000
-    est.on_report(4.0, 0.2, 1_000_000)
-    assert est.estimate(4.0) == 810_000
+    est.on_report(2.0 + CUT_HOLD_S - 0.5, 0.2, 1_000_000)  # still the rate before the cut took effect
+    assert est.estimate(2.0 + CUT_HOLD_S - 0.5) == 900_000
+    est.on_report(2.0 + CUT_HOLD_S, 0.2, 1_000_000)
+    assert est.estimate(2.0 + CUT_HOLD_S) == 810_000
 
 
 def test_over_40_percent_acts_on_one_report_bounded_by_what_got_through() -> None:
@@ -330,8 +332,10 @@ def test_a_clearly_worse_loss_within_the_hold_is_acted_on() -> None:
     est.on_report(1.0, 0.45, 1_540_000)  # the drop happened mid-interval
     first = est.estimate(1.0)
     assert first == round(1_540_000 * 0.55 * DELIVERED_SLACK)
-    est.on_report(2.0, 0.8, 1_040_000)  # worse by more than 10 points: act
-    assert est.estimate(2.0) == round(1_040_000 * 0.2 * DELIVERED_SLACK)
+    est.on_report(2.0, 0.8, 1_040_000)  # worse by more than 10 points: act, halving at most
+    assert est.estimate(2.0) == round(first * REPEAT_CUT_FLOOR)
+    est.on_report(2.0 + CUT_HOLD_S, 0.8, 300_000)  # after the hold: by what got through
+    assert est.estimate(2.0 + CUT_HOLD_S) == round(300_000 * 0.2 * DELIVERED_SLACK)
 
 
 def test_the_estimate_is_clamped_to_min_and_max() -> None:
@@ -360,6 +364,7 @@ def test_rtt_is_kept_for_stats() -> None:
 def test_a_remb_below_the_sent_rate_lowers_the_estimate_to_the_throughput_it_implies() -> None:
     est = LinkEstimator(0.0)
     est.on_report(1.0, 0.0, 1_000_000)
+    est.on_remb(1.1, 1_000_000)  # the first REMB only sets where it starts from
     est.on_remb(1.2, 600_000)
     assert est.estimate(1.2) == round(600_000 / REMB_OVERUSE_BETA)
     assert est.state()["reason"] == "remb"
@@ -372,8 +377,9 @@ def test_a_remb_below_the_sent_rate_lowers_the_estimate_to_the_throughput_it_imp
     [
         ([1_500_000], 1_050_000),  # above what we send: no information, never a cap
         ([950_000], 1_050_000),  # within 10 % of what we send
-        ([500_000, 520_000], round(500_000 / REMB_OVERUSE_BETA)),  # rising after a step up: lag, not congestion
-        ([500_000, 500_000], round(500_000 / REMB_OVERUSE_BETA)),  # repeated: nothing new
+        ([500_000], 1_050_000),  # a first REMB tells what arrived so far, not the link
+        ([500_000, 520_000], 1_050_000),  # rising: lag, not congestion
+        ([500_000, 500_000], 1_050_000),  # repeated: nothing new
     ],
 )
 def test_a_remb_that_is_not_a_fall_below_the_sent_rate_changes_nothing(rembs: list[int], expected: int) -> None:
@@ -477,8 +483,9 @@ def test_heavy_loss_before_a_climb_was_used_still_withdraws_it() -> None:
     assert est.state()["climb_wait_s"] == 2 * CLIMB_WAIT_S
     assert est.state()["failed_climbs"] == 1
     remb = climbed()
-    remb.on_remb(2.5, 160_000)  # a REMB under 0.9 x what we send fails it too
-    assert remb.estimate(2.5) == round(160_000 / REMB_OVERUSE_BETA)
+    remb.on_remb(2.4, 400_000)
+    remb.on_remb(2.5, 140_000)  # a REMB well under what we send (190 k) fails it too
+    assert remb.estimate(2.5) == round(140_000 / REMB_OVERUSE_BETA)
     assert remb.state()["failed_climbs"] == 1
 
 
@@ -623,7 +630,11 @@ def test_a_drop_from_5_mbps_to_300_kbps_at_5_percent_loss_reaches_layer_2_within
 ) -> None:
     run = teacher_run([Link(0, 5e6, 0.0), Link(drop_at, 300e3, 0.05)], drop_at + 60, report_s=report_s)
     assert run.layer_at("camera", drop_at) == 0
-    assert run.first("camera", 2, drop_at) <= 2.0
+    # A drop in the middle of a 1 s report interval shows half its loss first;
+    # the second, worse report may then only halve the estimate (REPEAT_CUT_FLOOR,
+    # which kept a real 300 kbps link from pausing the video), so one more step.
+    limit = 2.0 if report_s == 0.5 or drop_at == 30.0 else 5.0
+    assert run.first("camera", 2, drop_at) <= limit
     assert run.paused_share("camera", drop_at, drop_at + 60) == 0.0
 
 
