@@ -42,6 +42,7 @@ AUDIO_FRAMES_PER_S = 50  # 20 ms Opus frames
 VOICE_BPS = 32_000  # what a browser sends for a voice
 RECOVERED_KBPS = 5000
 FREEZE_S = 1.0
+END_WINDOW_S = 5.0  # "where it ended up": the last seconds of the bad stretch
 
 
 def say(text: str) -> None:
@@ -252,8 +253,11 @@ def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, 
     gaps = [b - a for a, b in zip([t_drop, *audio_drop], [*audio_drop, t_recover])]
     top = [t for t, layer in video if t >= t_recover and layer == 0]
     top_in_drop = sum(1 for _, layer in in_drop if layer == 0)
+    tail = [layer for t, layer in in_drop if t >= t_recover - END_WINDOW_S]
     return {
         "layers": changes,
+        "end_layer": tail[-1] if tail else None,
+        "end_fps": round(len(tail) / END_WINDOW_S, 1),
         "video_fps": video_fps,
         "freezes_per_min": round(freezes * 60 / duration, 2),
         "audio_loss_pct": round(max(0.0, 100 * (1 - len(audio_drop) / expected)), 2),
