@@ -48,6 +48,13 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
+async def session_links(request: web.Request) -> web.Response:
+    """Each participant's downlink in a live session: the server's estimate and,
+    per track it receives, the layer and what the receiver reports."""
+    session = await request.app[STORE].get_session(request.match_info["id"])
+    return web.json_response({"session_id": session.id, "links": request.app[LIVE].links(session.id)})
+
+
 # --- schools -------------------------------------------------------------------
 
 
@@ -277,5 +284,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/sessions/{id}/start", start_session)
     r.add_post("/api/sessions/{id}/end", end_session)
     r.add_get("/api/sessions/{id}/attendance", get_attendance)
+    r.add_get("/api/sessions/{id}/links", session_links)
     r.add_get("/api/sessions/{id}/attendance.csv", get_attendance_csv)
     r.add_post("/api/tokens", create_token)

@@ -671,6 +671,47 @@ class Live:
             except Exception:
                 log.exception("x attendance heartbeat failed")
 
+    def links(self, session_id: str) -> list[dict[str, Any]]:
+        """Per joined participant: its downlink's rate control and consumers
+        (empty when the session is not joined on this node)."""
+        live = self.sessions.get(session_id)
+        if live is None or live.router is None:
+            return []
+        by_participant = {
+            t.get("app_data", {}).get("participant_id"): t
+            for t in live.router.stats().get("transports", [])
+            if t.get("app_data", {}).get("direction") == "down"
+        }
+        found = []
+        for peer in live.peers.values():
+            transport = by_participant.get(peer.id, {})
+            rate = transport.get("rate") or {}
+            estimate = (rate.get("estimate") or {}).get("estimate_bps")
+            found.append(
+                {
+                    "participant": peer.info(),
+                    "state": transport.get("state"),
+                    "estimate_bps": estimate,
+                    "consumers": [
+                        {
+                            "id": c.get("id"),
+                            "producer_id": c.get("producer_id"),
+                            "publisher_id": c.get("app_data", {}).get("publisher_id"),
+                            "kind": c.get("kind"),
+                            "source": c.get("app_data", {}).get("source"),
+                            "layer": c.get("layer"),
+                            "layers": c.get("layers"),
+                            "fraction_lost": c.get("fraction_lost"),
+                            "rtt_ms": c.get("rtt_ms"),
+                            "remb_bps": c.get("remb_bps"),
+                            "packets": c.get("packets"),
+                        }
+                        for c in transport.get("consumers", [])
+                    ],
+                }
+            )
+        return found
+
     # --- stats -----------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

@@ -48,6 +48,10 @@ def test_the_constrained_classroom_drops_to_a_lower_layer_and_keeps_playing_whil
     # and the top layer again once the link recovers
     assert constrained["recover_s"] is not None and constrained["recover_s"] <= 13, constrained
 
+    # the server's own view, through GET /api/sessions/{id}/links
+    assert constrained["server_estimate_kbps"] is not None and free["server_estimate_kbps"] is not None
+    assert constrained["server_estimate_kbps"] < free["server_estimate_kbps"]
+
     # the well-connected classroom is not dragged down
     assert free["top_layer_pct"] >= 90, free
     assert free["video_fps"] >= 12, free

@@ -340,7 +340,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             link.set(rate_kbps=args.rate, loss=args.loss, rtt_ms=args.rtt, jitter_ms=args.jitter)
             say(f"link now {args.rate} kbps, {args.loss * 100:g} % loss, {args.rtt:g} ms RTT")
             await asyncio.sleep(args.seconds - 1.0)
-            estimates = await _estimates(api)
+            estimates = await _estimates(api, teacher.session["id"] if teacher.session else "")
             await asyncio.sleep(1.0)
             t_recover = time.monotonic()
             link.set(rate_kbps=RECOVERED_KBPS, loss=0.0, rtt_ms=args.rtt, jitter_ms=0.0)
@@ -381,19 +381,13 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
-async def _estimates(api: Any) -> dict[str, Optional[int]]:
-    """participant id -> the server's estimate of its downlink (kbps)."""
-    stats = await api.stats()
-    found: dict[str, Optional[int]] = {}
-    for session in stats.get("sessions", []):
-        router = session.get("router") or {}
-        for transport in router.get("transports", []):
-            app = transport.get("app_data", {})
-            rate = transport.get("rate")
-            if app.get("direction") == "down" and rate:
-                estimate = rate.get("estimate", {}).get("estimate_bps")
-                found[app.get("participant_id")] = None if estimate is None else round(estimate / 1000)
-    return found
+async def _estimates(api: Any, session_id: str) -> dict[str, Optional[int]]:
+    """participant id -> the server's estimate of its downlink (kbps), from the links API."""
+    data = await api.call("GET", f"/api/sessions/{session_id}/links")
+    return {
+        link["participant"]["id"]: None if link["estimate_bps"] is None else round(link["estimate_bps"] / 1000)
+        for link in data["links"]
+    }
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 
-from .conftest import make_campus, settings_for, token_for
+from .conftest import get, make_campus, settings_for, token_for
 from .fakemedia import FakeMediaPlane
 from .wsutil import call, connect, receive
 
@@ -127,3 +127,18 @@ async def test_asking_for_any_layer_subscribes_to_the_source(
     assert reply["producer_ids"] == [p["2"]["id"]]
     offer = await until(admin, "offer")
     assert [c["producer_id"] for c in offer["consumers"]] == [p["0"]["id"]]
+
+
+async def test_the_links_api_lists_each_participants_downlink(
+    lesson: dict[str, Any], client: TestClient
+) -> None:
+    sessions = await get(client, "/api/sessions?status=live")
+    (live,) = sessions["sessions"]
+    data = await get(client, f"/api/sessions/{live['id']}/links")
+    assert data["session_id"] == live["id"]
+    assert sorted(link["participant"]["id"] for link in data["links"]) == sorted(
+        [lesson["teacher_id"], lesson["classroom_id"]]
+    )
+    assert all(set(link) == {"participant", "state", "estimate_bps", "consumers"} for link in data["links"])
+    missing = await get(client, "/api/sessions/nope/links", status=404)
+    assert missing["error"]["message"] == "session nope not found"
