@@ -105,6 +105,7 @@ class Consumer:
         self.rtt_s: Optional[float] = None
         self.remb_bps: Optional[int] = None
         self.receiver_reports = 0  # counts RR blocks about this track (the controller reads deltas)
+        self.on_feedback: Optional[Callable[[], None]] = None  # the rate controller's hook
         self._lsr = -1
         self._lsr_time = 0.0
         producer._attach(self)
@@ -405,6 +406,8 @@ class Consumer:
                     continue
                 self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256
+                if self.on_feedback is not None:
+                    self.on_feedback()
                 self.packets_lost = report.packets_lost
                 self.jitter = report.jitter
                 if report.lsr and report.lsr == self._lsr:
@@ -427,6 +430,8 @@ class Consumer:
                     return
                 if self.ssrc in ssrcs:
                     self.remb_bps = bitrate
+                    if self.on_feedback is not None:
+                        self.on_feedback()
 
     def sender_report(self) -> Optional[tuple[int, int, int, int]]:
         """(ntp, rtp timestamp, packet count, octet count) for an RTCP SR, or None.

@@ -191,6 +191,7 @@ class Transport:
         if self._controller is None:
             self._controller = DownlinkController(self._consumers)
             self._controller.start()
+        consumer.on_feedback = self._controller.feedback
         return consumer
 
     async def create_offer(self) -> str:
