@@ -342,12 +342,26 @@ class LinkEstimator:
         self._climbs = 0
         self._failed_climbs = 0
         self._need: Optional[float] = None
+        self._delivered: Optional[float] = None
 
     # -- inputs ----------------------------------------------------------------
-    def on_report(self, now: float, fraction_lost: float, sent_bps: float, rtt_s: Optional[float] = None) -> None:
-        """One receiver-report interval: the loss the subscriber saw, and what we sent it meanwhile (bps)."""
+    def on_report(
+        self,
+        now: float,
+        fraction_lost: float,
+        sent_bps: float,
+        rtt_s: Optional[float] = None,
+        delivered_bps: Optional[float] = None,
+    ) -> None:
+        """One receiver-report interval: the loss the subscriber saw, and what we sent it meanwhile (bps).
+
+        ``delivered_bps``: what reached the subscriber over the reports' own
+        intervals (from their sequence numbers and cumulative loss), when known;
+        a heavy-loss cut then goes by it instead of sent x (1 - loss), which
+        mixes two intervals right after a rate drop."""
         loss = min(max(float(fraction_lost), 0.0), 1.0)
         sent = max(float(sent_bps), 0.0)
+        self._delivered = None if delivered_bps is None else max(float(delivered_bps), 0.0)
         prev_at = self._created if self._last_report_at is None else self._last_report_at
         prev_loss = self._loss
         self._last_report_at = now
@@ -368,7 +382,8 @@ class LinkEstimator:
                 self._cut_at, self._cut_loss = now, cut
                 target = self._est * (1.0 - cut / 2.0)
                 if sent > 0:
-                    target = min(target, sent * (1.0 - cut) * DELIVERED_SLACK)
+                    through = sent * (1.0 - cut) if self._delivered is None else self._delivered
+                    target = min(target, through * DELIVERED_SLACK)
                 if within_hold:
                     # a second, worse report right after a cut still straddles the
                     # overload: it may halve the estimate again, not more

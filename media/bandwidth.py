@@ -40,6 +40,8 @@ SENT_WINDOW_S = 1.0
 # Without new feedback the allocation is only revisited this often (hold timers,
 # layers that appeared, bitrates measured anew).
 REALLOCATE_S = 2.0
+# A track's delivered rate (from its receiver reports) counts this long.
+DELIVERED_FRESH_S = 3.0
 INITIAL_BPS = 5_000_000
 # What a layer needs before its producer has been measured (bps), by layer index.
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
@@ -59,6 +61,8 @@ class DownlinkController:
         self._selectors: dict[str, tuple[int, LayerSelector]] = {}  # consumer id -> (layers, selector)
         self._seen: dict[str, tuple[int, int, int]] = {}  # consumer id -> (packets, octets, reports)
         self._last_tick = start
+        self._delivered: dict[str, tuple[float, float]] = {}  # consumer id -> (at, bps) from its RRs
+        self._reports: dict[str, tuple[float, int, int]] = {}  # consumer id -> its previous RR
         self._sent_log: list[tuple[float, int]] = [(start, 0)]  # (time, bits sent in total)
         self._sent_total = 0
         self._last_remb: Optional[int] = None
@@ -116,12 +120,15 @@ class DownlinkController:
             if c.receiver_reports != reports:
                 lost_weighted += c.fraction_lost * max(1, d_packets)
                 reported_packets += max(1, d_packets)
+                self._note_delivered(c)
             self._seen[c.id] = (c.packets, c.octets, c.receiver_reports)
             if c.remb_bps is not None:
                 remb = c.remb_bps if remb is None else min(remb, c.remb_bps)
         for gone in set(self._seen) - {c.id for c in consumers}:
             del self._seen[gone]
             self._selectors.pop(gone, None)
+            self._delivered.pop(gone, None)
+            self._reports.pop(gone, None)
         self._sent_total += sent_bits
         self._sent_log.append((now, self._sent_total))
         while len(self._sent_log) > 2 and self._sent_log[1][0] <= now - SENT_WINDOW_S:
@@ -129,7 +136,10 @@ class DownlinkController:
         then, bits_then = self._sent_log[0]
         sent_bps = (self._sent_total - bits_then) / max(1e-3, now - then) if now > then else sent_bits / dt
         if reported_packets:
-            self.estimator.on_report(now, lost_weighted / reported_packets, sent_bps)
+            fresh = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
+            self.estimator.on_report(
+                now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None
+            )
         news = bool(reported_packets)
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
@@ -170,6 +180,23 @@ class DownlinkController:
             layer = None if chosen is None else present[chosen]
             if layer != c.target_layer:
                 c.set_layer(layer)
+
+    def _note_delivered(self, c: "Consumer") -> None:
+        """What reached the subscriber of ``c`` between its last two receiver
+        reports: received packets (highest seq delta minus new losses) times the
+        consumer's average packet size on the wire."""
+        report = c.last_report
+        if report is None:
+            return
+        previous = self._reports.get(c.id)
+        self._reports[c.id] = report
+        if previous is None or report[0] <= previous[0] or not c.packets:
+            return
+        received = (report[1] - previous[1]) - (report[2] - previous[2])
+        if received < 0 or report[1] - previous[1] > 1 << 15:
+            return  # a reset or a wrap we cannot read
+        bits_per_packet = (c.octets / c.packets + PACKET_OVERHEAD_BYTES) * 8
+        self._delivered[c.id] = (report[0], received * bits_per_packet / (report[0] - previous[0]))
 
     def stats(self) -> dict[str, Any]:
         return {"estimate": self.estimator.state(), "allocation": dict(self.allocation)}

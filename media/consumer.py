@@ -105,6 +105,8 @@ class Consumer:
         self.rtt_s: Optional[float] = None
         self.remb_bps: Optional[int] = None
         self.receiver_reports = 0  # counts RR blocks about this track (the controller reads deltas)
+        # (arrival time, extended highest seq received, cumulative lost) of the last RR
+        self.last_report: Optional[tuple[float, int, int]] = None
         self.on_feedback: Optional[Callable[[], None]] = None  # the rate controller's hook
         self._lsr = -1
         self._lsr_time = 0.0
@@ -406,6 +408,7 @@ class Consumer:
                     continue
                 self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256
+                self.last_report = (time.monotonic(), report.highest_sequence, report.packets_lost)
                 if self.on_feedback is not None:
                     self.on_feedback()
                 self.packets_lost = report.packets_lost
