@@ -730,3 +730,15 @@ def test_noisy_reports_keep_the_courseware_before_the_camera() -> None:
         run = simulate([Link(0, 5e6, 0.0), Link(20, 380e3, 0.05)], 200, [AUDIO, COURSEWARE, CAMERA], seed=seed)
         assert run.paused_share("slides", 22, 200) == 0.0, seed
         assert run.paused_share("camera", 22, 200) >= 0.9, seed
+
+
+def test_a_heavy_loss_cut_goes_by_what_was_delivered_when_the_reports_tell_it() -> None:
+    # right after a drop the sent rate (1.3 Mbps over the last second) and the
+    # report's loss (88 %, over the interval before) describe different times;
+    # what the receiver's own sequence numbers say got through is the link
+    est = LinkEstimator(0.0, initial_bps=2_000_000)
+    est.on_report(1.0, 0.88, 1_300_000, delivered_bps=290_000)
+    assert est.estimate(1.0) == round(290_000 * DELIVERED_SLACK)
+    plain = LinkEstimator(0.0, initial_bps=2_000_000)
+    plain.on_report(1.0, 0.88, 1_300_000)
+    assert plain.estimate(1.0) == round(1_300_000 * 0.12 * DELIVERED_SLACK)
