@@ -99,6 +99,33 @@ def seq_newer(a: int, b: int) -> bool:
     return a != b and ((a - b) & 0xFFFF) < 0x8000
 
 
+def _vp8_header_at(payload: bytes) -> int:
+    """Where the VP8 payload header starts after the RFC 7741 payload
+    descriptor, for a packet that starts partition 0 (S=1, PID 0); -1 otherwise
+    (or if the packet is too short to tell)."""
+    size = len(payload)
+    if size < 1:
+        return -1
+    b0 = payload[0]
+    if not (b0 & 0x10) or (b0 & 0x07):  # S bit, PID
+        return -1
+    pos = 1
+    if b0 & 0x80:  # X: extended control bits
+        if size < 2:
+            return -1
+        b1 = payload[1]
+        pos = 2
+        if b1 & 0x80:  # I: picture id
+            if size <= pos:
+                return -1
+            pos += 2 if payload[pos] & 0x80 else 1
+        if b1 & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if b1 & 0x30:  # T or K: TID/KEYIDX byte
+            pos += 1
+    return pos if pos < size else -1
+
+
 def vp8_is_keyframe(payload: bytes) -> bool:
     """True if ``payload`` (an RTP VP8 payload, RFC 7741) starts a key frame.
 
@@ -106,29 +133,23 @@ def vp8_is_keyframe(payload: bytes) -> bool:
     partition index 0, and whose VP8 payload header has the inverse key frame
     flag P cleared.
     """
-    size = len(payload)
-    if size < 1:
-        return False
-    b0 = payload[0]
-    if not (b0 & 0x10) or (b0 & 0x07):  # S bit, PID
-        return False
-    pos = 1
-    if b0 & 0x80:  # X: extended control bits
-        if size < 2:
-            return False
-        b1 = payload[1]
-        pos = 2
-        if b1 & 0x80:  # I: picture id
-            if size <= pos:
-                return False
-            pos += 2 if payload[pos] & 0x80 else 1
-        if b1 & 0x40:  # L: TL0PICIDX
-            pos += 1
-        if b1 & 0x30:  # T or K: TID/KEYIDX byte
-            pos += 1
-    if size <= pos:
-        return False
-    return (payload[pos] & 0x01) == 0
+    pos = _vp8_header_at(payload)
+    return pos >= 0 and (payload[pos] & 0x01) == 0
+
+
+def vp8_frame_info(payload: bytes) -> tuple[bool, bool, tuple[int, int] | None]:
+    """(starts a frame, is a key frame, (width, height) of a key frame) of an
+    RTP VP8 payload; the size comes from the key frame header (RFC 6386 9.1)."""
+    pos = _vp8_header_at(payload)
+    if pos < 0:
+        return bool(payload) and bool(payload[0] & 0x10) and not (payload[0] & 0x07), False, None
+    if payload[pos] & 0x01:
+        return True, False, None
+    body = payload[pos + 3 : pos + 10]
+    size = None
+    if len(body) >= 7 and body[:3] == b"\x9d\x01\x2a":
+        size = (int.from_bytes(body[3:5], "little") & 0x3FFF, int.from_bytes(body[5:7], "little") & 0x3FFF)
+    return True, True, size
 
 
 _H264_KEY_NALS = (5, 7)  # IDR slice, SPS

@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from media.rtp import vp8_frame_info
+
 LAYERS = ((1280, 720, 1_500_000), (640, 360, 500_000), (320, 180, 150_000))
 FPS = 15
 AUDIO_FRAMES_PER_S = 50  # 20 ms Opus frames
@@ -131,32 +133,6 @@ def unwrap_first_arrivals(packets: list[tuple[float, int]]) -> list[list[Any]]:
         last = seq
         first.setdefault(base + seq, t)
     return sorted([[t, seq] for seq, t in first.items()])
-
-
-def vp8_frame_info(payload: bytes) -> tuple[bool, bool, Optional[tuple[int, int]]]:
-    """(starts a frame, is a keyframe, (width, height) of a keyframe) from an RTP VP8 payload."""
-    if not payload:
-        return False, False, None
-    b0 = payload[0]
-    start = bool(b0 & 0x10) and not (b0 & 0x07)
-    pos = 1
-    if b0 & 0x80:
-        b1 = payload[1] if len(payload) > 1 else 0
-        pos = 2
-        if b1 & 0x80:
-            pos += 2 if len(payload) > pos and payload[pos] & 0x80 else 1
-        if b1 & 0x40:
-            pos += 1
-        if b1 & 0x30:
-            pos += 1
-    if not start or len(payload) <= pos:
-        return start, False, None
-    key = not (payload[pos] & 0x01)
-    size = None
-    body = payload[pos + 3: pos + 10]
-    if key and len(body) >= 7 and body[:3] == b"\x9d\x01\x2a":
-        size = (int.from_bytes(body[3:5], "little") & 0x3FFF, int.from_bytes(body[5:7], "little") & 0x3FFF)
-    return start, key, size
 
 
 def video_frames(packets: list[tuple[float, int, int, bool, bytes]]) -> list[list[Any]]:

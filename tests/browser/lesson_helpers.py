@@ -54,3 +54,45 @@ def assert_video_advances(page: Any, selector: str, seconds: float = 1.5) -> dic
     assert after["w"] > 0, (selector, after)
     assert after["t"] - before["t"] > seconds * 0.5, (selector, before, after)
     return after
+
+
+def serve_lesson(
+    link: Any, serve_app: Any, tmp_path: Any, classrooms: list[tuple[str, str, str]]
+) -> tuple[Any, Api, dict[str, str]]:
+    """The real server (control + media plane) on the host end of the test's veth,
+    with a city lecture room paired with ``classrooms`` — ``(url key, school
+    name, room name)`` — and a page URL for everyone: ``teacher``, ``admin``
+    and each key. Returns ``(server, api, urls)``."""
+    import secrets
+
+    from server.settings import Settings
+    from synclass.app import build_app
+
+    admin_key = secrets.token_urlsafe(24)
+    (tmp_path / "data").mkdir()
+    settings = Settings(
+        host=link.host_addr,
+        port=0,
+        data_dir=tmp_path / "data",
+        admin_key=admin_key,
+        token_secret=secrets.token_urlsafe(48),
+        ice_host_addresses=(link.host_addr,),
+    )
+    server = serve_app(lambda: build_app(settings))
+    api = Api(server.origin, admin_key)
+    urban = api("POST", "/api/schools", {"name": "城关第一小学", "region": "county town"})
+    lecture = api("POST", f"/api/schools/{urban['id']}/rooms", {"name": "城关一小 主讲教室", "kind": "lecture"})
+    minted = api("POST", "/api/tokens", {"room_id": lecture["id"], "role": "teacher"})
+    urls = {
+        "teacher": server.origin + f"/web/teacher.html?token={minted['token']}",
+        "admin": server.origin + f"/web/admin.html?key={admin_key}",
+    }
+    schools: dict[str, Any] = {}
+    for key, school_name, room_name in classrooms:
+        if school_name not in schools:
+            schools[school_name] = api("POST", "/api/schools", {"name": school_name, "region": "village"})
+        room = api("POST", f"/api/schools/{schools[school_name]['id']}/rooms", {"name": room_name, "kind": "classroom"})
+        api("POST", "/api/pairings", {"lecture_room_id": lecture["id"], "classroom_room_id": room["id"]})
+        minted = api("POST", "/api/tokens", {"room_id": room["id"], "role": "classroom"})
+        urls[key] = server.origin + f"/web/classroom.html?token={minted['token']}"
+    return server, api, urls

@@ -17,14 +17,13 @@ Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from tests.browser.lesson_helpers import Api, assert_video_advances, record_console, video_playing_js, video_state
+from tests.browser.lesson_helpers import Api, serve_lesson, assert_video_advances, record_console, video_playing_js, video_state
 from tests.netns import VethLink
 
 pytestmark = pytest.mark.browser
@@ -49,33 +48,7 @@ def interactive_server(
     netns_link: VethLink, serve_app: Callable[..., Any], tmp_path: Path,
 ) -> tuple[Any, Api, dict[str, str]]:
     """The real server with a lecture room and two paired classrooms of two schools."""
-    from server.settings import Settings
-    from synclass.app import build_app
-
-    admin_key = secrets.token_urlsafe(24)
-    (tmp_path / "data").mkdir()
-    settings = Settings(
-        host=netns_link.host_addr,
-        port=0,
-        data_dir=tmp_path / "data",
-        admin_key=admin_key,
-        token_secret=secrets.token_urlsafe(48),
-        ice_host_addresses=(netns_link.host_addr,),
-    )
-    server = serve_app(lambda: build_app(settings))
-    api = Api(server.origin, admin_key)
-    urban = api("POST", "/api/schools", {"name": "城关第一小学", "region": "county town"})
-    lecture = api("POST", f"/api/schools/{urban['id']}/rooms", {"name": "城关一小 主讲教室", "kind": "lecture"})
-    urls = {}
-    minted = api("POST", "/api/tokens", {"room_id": lecture["id"], "role": "teacher"})
-    urls["teacher"] = server.origin + f"/web/teacher.html?token={minted['token']}"
-    for key, school_name, room_name in (("a", "山区小学", "山区小学 三年级"), ("b", "河西小学", "河西小学 四年级")):
-        school = api("POST", "/api/schools", {"name": school_name, "region": "village"})
-        room = api("POST", f"/api/schools/{school['id']}/rooms", {"name": room_name, "kind": "classroom"})
-        api("POST", "/api/pairings", {"lecture_room_id": lecture["id"], "classroom_room_id": room["id"]})
-        minted = api("POST", "/api/tokens", {"room_id": room["id"], "role": "classroom"})
-        urls[key] = server.origin + f"/web/classroom.html?token={minted['token']}"
-    return server, api, urls
+    return serve_lesson(netns_link, serve_app, tmp_path, [("a", "山区小学", "山区小学 三年级"), ("b", "河西小学", "河西小学 四年级")])
 
 
 def tile(pid: str) -> str:

@@ -22,14 +22,13 @@ Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from tests.browser.lesson_helpers import Api, assert_video_advances, record_console, video_playing_js
+from tests.browser.lesson_helpers import Api, serve_lesson, assert_video_advances, record_console, video_playing_js
 from tests.netns import VethLink
 
 pytestmark = pytest.mark.browser
@@ -75,31 +74,7 @@ def layers_server(
     netns_link: VethLink, serve_app: Callable[..., Any], tmp_path: Path,
 ) -> tuple[Any, Api, dict[str, str]]:
     """The real server with one lecture room and one paired classroom."""
-    from server.settings import Settings
-    from synclass.app import build_app
-
-    admin_key = secrets.token_urlsafe(24)
-    (tmp_path / "data").mkdir()
-    settings = Settings(
-        host=netns_link.host_addr,
-        port=0,
-        data_dir=tmp_path / "data",
-        admin_key=admin_key,
-        token_secret=secrets.token_urlsafe(48),
-        ice_host_addresses=(netns_link.host_addr,),
-    )
-    server = serve_app(lambda: build_app(settings))
-    api = Api(server.origin, admin_key)
-    urban = api("POST", "/api/schools", {"name": "城关第一小学", "region": "county town"})
-    rural = api("POST", "/api/schools", {"name": "山区小学", "region": "mountain village"})
-    lecture = api("POST", f"/api/schools/{urban['id']}/rooms", {"name": "城关一小 主讲教室", "kind": "lecture"})
-    classroom = api("POST", f"/api/schools/{rural['id']}/rooms", {"name": "山区小学 三年级", "kind": "classroom"})
-    api("POST", "/api/pairings", {"lecture_room_id": lecture["id"], "classroom_room_id": classroom["id"]})
-    urls = {}
-    for role, room in (("teacher", lecture), ("classroom", classroom)):
-        minted = api("POST", "/api/tokens", {"room_id": room["id"], "role": role})
-        urls[role] = server.origin + f"/web/{role}.html?token={minted['token']}"
-    return server, api, urls
+    return serve_lesson(netns_link, serve_app, tmp_path, [("classroom", "山区小学", "山区小学 三年级")])
 
 
 def transports_of(stats: dict[str, Any], participant_id: str, direction: str) -> list[dict[str, Any]]:

@@ -8,13 +8,12 @@ Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from tests.browser.lesson_helpers import Api, record_console
+from tests.browser.lesson_helpers import Api, serve_lesson, record_console
 from tests.netns import VethLink
 
 pytestmark = pytest.mark.browser
@@ -33,34 +32,11 @@ CLASSROOM_DUMP = """async () => {
 
 
 @pytest.fixture
-def lesson_server(netns_link: VethLink, serve_app: Callable[..., Any], tmp_path: Path) -> tuple[Any, Api, dict[str, str]]:
+def lesson_server(
+    netns_link: VethLink, serve_app: Callable[..., Any], tmp_path: Path,
+) -> tuple[Any, Api, dict[str, str]]:
     """The real server with one paired lecture room and classroom; returns (server, api, page urls)."""
-    from server.settings import Settings
-    from synclass.app import build_app
-
-    admin_key = secrets.token_urlsafe(24)
-    settings = Settings(
-        host=netns_link.host_addr,
-        port=0,
-        data_dir=tmp_path / "data",
-        admin_key=admin_key,
-        token_secret=secrets.token_urlsafe(48),
-        ice_host_addresses=(netns_link.host_addr,),
-    )
-    (tmp_path / "data").mkdir()
-    server = serve_app(lambda: build_app(settings))
-    api = Api(server.origin, admin_key)
-    urban = api("POST", "/api/schools", {"name": "城关第一小学", "region": "county town"})
-    rural = api("POST", "/api/schools", {"name": "山区小学", "region": "mountain village"})
-    lecture = api("POST", f"/api/schools/{urban['id']}/rooms", {"name": "城关一小 主讲教室", "kind": "lecture"})
-    classroom = api("POST", f"/api/schools/{rural['id']}/rooms", {"name": "山区小学 三年级", "kind": "classroom"})
-    api("POST", "/api/pairings", {"lecture_room_id": lecture["id"], "classroom_room_id": classroom["id"]})
-    urls = {}
-    for role, room in (("teacher", lecture), ("classroom", classroom)):
-        minted = api("POST", "/api/tokens", {"room_id": room["id"], "role": role})
-        urls[role] = server.origin + f"/web/{role}.html?token={minted['token']}"
-    urls["admin"] = server.origin + f"/web/admin.html?key={admin_key}"
-    return server, api, urls
+    return serve_lesson(netns_link, serve_app, tmp_path, [("classroom", "山区小学", "山区小学 三年级")])
 
 
 def assert_video_advances(page: Any, seconds: float = 2.0) -> None:

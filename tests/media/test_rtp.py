@@ -25,6 +25,7 @@ from media.rtp import (
     ntp_to_unix,
     patch_header,
     seq_newer,
+    vp8_frame_info,
     vp8_is_keyframe,
 )
 
@@ -341,3 +342,17 @@ def test_ntp_to_unix_undoes_ntp_time(unix: float) -> None:
 )
 def test_abs_send_time_now_is_6_18_fixed_point_ntp_seconds(unix: float, expected: int) -> None:
     assert abs_send_time_now(unix) == expected
+
+
+def test_vp8_frame_info_reads_the_key_frame_size_and_frame_starts() -> None:
+    # descriptor X=1 S=1 PID 0, I=1 with a 15-bit picture id; then a key frame
+    # header: 3-byte frame tag (P=0), start code, 320 x 180
+    head = bytes([0x90, 0x80, 0x81, 0x23])
+    key = head + bytes([0x10, 0x02, 0x00]) + b"\x9d\x01\x2a" + (320).to_bytes(2, "little") + (180).to_bytes(2, "little")
+    assert vp8_frame_info(key) == (True, True, (320, 180))
+    assert vp8_is_keyframe(key)
+    delta = head + bytes([0x11, 0x02, 0x00])  # P=1: inter frame
+    assert vp8_frame_info(delta) == (True, False, None)
+    middle = bytes([0x80, 0x80, 0x81, 0x23, 0x55])  # S=0: a continuation packet
+    assert vp8_frame_info(middle) == (False, False, None)
+    assert not vp8_is_keyframe(middle)
