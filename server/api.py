@@ -162,15 +162,16 @@ async def delete_pairing(request: web.Request) -> web.Response:
 
 async def create_session(request: web.Request) -> web.Response:
     body = await read_body(
-        request, ("lecture_room_id", "title", "subject", "teacher_name", "scheduled_at")
+        request, ("lecture_room_id", "title", "subject", "teacher_name", "scheduled_at", "record")
     )
     lecture_room_id = body.text("lecture_room_id")
     title = body.text("title")
     subject = body.text("subject")
     teacher_name = body.text("teacher_name")
     scheduled_at = body.optional_time("scheduled_at")
+    record = body.optional_bool("record", default=True)
     session = await request.app[STORE].create_session(
-        lecture_room_id, title, subject, teacher_name, scheduled_at
+        lecture_room_id, title, subject, teacher_name, scheduled_at, record
     )
     return created(session.to_json())
 

@@ -38,6 +38,7 @@ SCHEMAS: dict[str, dict[str, tuple[FieldKind, bool]]] = {
         "session_id": ("string", False),
         "title": ("string", False),
         "subject": ("string", False),
+        "record": ("boolean", False),
     },
     "end_session": {},
     "join": {"session_id": ("string", False)},

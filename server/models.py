@@ -60,9 +60,44 @@ class ClassSession:
     started_at: str | None
     ended_at: str | None
     status: SessionStatus
+    # Consent: a recorded lesson's tracks are kept in the library (on by default).
+    record: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+RecordingStatus = Literal["recording", "complete", "recovered"]
+RECORDING_STATUSES: tuple[RecordingStatus, ...] = ("recording", "complete", "recovered")
+
+
+@dataclass(frozen=True)
+class RecordingEntry:
+    """One recorded lesson in the library index (one row per session; the
+    tracks are in its directory's manifest.json). Times are ISO-8601 UTC with
+    milliseconds; names are those of when the lesson was recorded."""
+
+    session_id: str
+    lecture_room_id: str
+    room_name: str
+    school_id: str
+    school_name: str
+    title: str
+    subject: str
+    teacher_name: str
+    started_at: str
+    ended_at: str | None
+    status: RecordingStatus
+    duration_s: float
+    bytes: int
+    tracks: int
+    dir: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["id"] = self.session_id
+        del data["dir"]  # a server path: not the client's business
+        return data
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,19 @@ class Settings:
     max_on_stage: int = 1
     log_level: str = "info"
     web_root: Path = DEFAULT_WEB_ROOT
+    # Where lessons are recorded, one directory per lesson; None: data_dir/recordings.
+    # Put it on a big disk: a 45-minute lesson is ~0.5-1 GB.
+    recordings_dir: Path | None = None
+    # Retention: recordings older than this many days are deleted (0: kept forever).
+    recordings_max_age_days: int = 0
+    # Retention: the oldest recordings are deleted while all of them take more
+    # than this many bytes (0: no budget).
+    recordings_max_bytes: int = 0
+
+    @property
+    def recordings_root(self) -> Path:
+        """The recordings directory in effect."""
+        return self.recordings_dir if self.recordings_dir is not None else self.data_dir / "recordings"
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
@@ -313,6 +326,9 @@ _PARSERS: dict[str, Callable[[str, Any, bool], Any]] = {
     "max_on_stage": _bounded_int(1, 16),
     "log_level": _log_level,
     "web_root": _path,
+    "recordings_dir": _optional_path,
+    "recordings_max_age_days": _bounded_int(0, 100 * 366),
+    "recordings_max_bytes": _bounded_int(0, 2**62),
 }
 assert set(_PARSERS) == set(FIELD_NAMES), "every setting needs a parser"
 

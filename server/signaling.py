@@ -231,6 +231,7 @@ async def _on_start_session(app: web.Application, peer: Peer, message: Message) 
             subject=_optional_text(message.fields["subject"], "subject") or "",
             teacher_name=peer.name,
             scheduled_at=None,
+            record=message.fields["record"] is not False,  # consent: on unless refused
         )
     session = await store.start_session(session.id, utc_now())
     log.info("- %r started session %s", peer, session.id)

@@ -14,10 +14,12 @@ records (attendance, the recordings index) are new migrations appended there.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -29,6 +31,8 @@ from .models import (
     AttendanceRecord,
     ClassSession,
     Pairing,
+    RecordingEntry,
+    RecordingStatus,
     Room,
     RoomKind,
     School,
@@ -40,6 +44,25 @@ from .models import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RecordingQuery:
+    """A library search; every field narrows it, None does not. ``since``/
+    ``until`` are ISO-8601 UTC strings (``since <= started_at < until``);
+    ``teacher``, ``subject`` and ``text`` match parts of words, case aside;
+    ``school_id`` matches the lecture room's school and the schools of the
+    classrooms that attended."""
+
+    school_id: str | None = None
+    lecture_room_id: str | None = None
+    teacher: str | None = None
+    subject: str | None = None
+    since: str | None = None
+    until: str | None = None
+    text: str | None = None
+    status: RecordingStatus | None = None
+    limit: int = 200
 
 DB_FILE_NAME = "synclass.db"
 
@@ -99,6 +122,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attendance_by_session ON attendance(session_id, joined_at);
     CREATE INDEX attendance_open ON attendance(left_at) WHERE left_at IS NULL;
     """,
+    # 2 -> 3: consent to record (per session, on by default) and the recordings
+    # index, one row per recorded lesson, with the names of when it was recorded
+    # (the library lists and searches it without opening manifests). Times as
+    # in attendance; session_id does not reference sessions: the index may be
+    # rebuilt from manifests.
+    """
+    ALTER TABLE sessions ADD COLUMN record INTEGER NOT NULL DEFAULT 1 CHECK (record IN (0, 1));
+    CREATE TABLE recordings (
+        session_id TEXT PRIMARY KEY,
+        lecture_room_id TEXT NOT NULL,
+        room_name TEXT NOT NULL,
+        school_id TEXT NOT NULL,
+        school_name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        teacher_name TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'recovered')),
+        duration_s REAL NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        tracks INTEGER NOT NULL DEFAULT 0,
+        dir TEXT NOT NULL
+    );
+    CREATE INDEX recordings_by_start ON recordings(started_at);
+    CREATE INDEX recordings_by_status ON recordings(status);
+    """,
 )
 
 ATTENDANCE_ROLES = ("teacher", "classroom")
@@ -153,6 +203,7 @@ class Store(Protocol):
         subject: str,
         teacher_name: str,
         scheduled_at: str | None,
+        record: bool = True,
     ) -> ClassSession: ...
 
     async def get_session(self, session_id: str) -> ClassSession: ...
@@ -198,6 +249,24 @@ class Store(Protocol):
 
     async def list_attendance(self, session_id: str) -> list[AttendanceRecord]:
         """A session's records in join order. NotFound for an unknown session."""
+        ...
+
+    # the recordings index (docs/protocol.md, Recording)
+
+    async def put_recording(self, entry: RecordingEntry) -> None:
+        """Insert or replace the lesson's row."""
+        ...
+
+    async def get_recording(self, session_id: str) -> RecordingEntry:
+        """NotFound ``recording X not found``."""
+        ...
+
+    async def list_recordings(self, query: RecordingQuery) -> list[RecordingEntry]:
+        """Newest first (by ``started_at``)."""
+        ...
+
+    async def delete_recording(self, session_id: str) -> None:
+        """Forget the row (nothing happens for an unknown id)."""
         ...
 
 
@@ -436,6 +505,7 @@ class SqliteStore:
         subject: str,
         teacher_name: str,
         scheduled_at: str | None,
+        record: bool = True,
     ) -> ClassSession:
         session = ClassSession(
             id=new_id(),
@@ -447,11 +517,12 @@ class SqliteStore:
             started_at=None,
             ended_at=None,
             status="scheduled",
+            record=record,
         )
 
         def create(db: sqlite3.Connection) -> None:
             _require_kind(_get_room(db, lecture_room_id), "lecture", "lecture_room_id")
-            _insert(db, "sessions", session.to_json())
+            _insert(db, "sessions", {**session.to_json(), "record": int(record)})
 
         await self._tx(create)
         return session
@@ -466,7 +537,7 @@ class SqliteStore:
             "SELECT * FROM sessions", {"status": status, "lecture_room_id": lecture_room_id}
         )
         rows = await self._tx(_select, sql + " ORDER BY rowid", params)
-        return [ClassSession(**row) for row in rows]
+        return [_session(row) for row in rows]
 
     async def live_session_of(self, lecture_room_id: str) -> ClassSession | None:
         rows = await self._tx(
@@ -474,7 +545,7 @@ class SqliteStore:
             "SELECT * FROM sessions WHERE lecture_room_id = ? AND status = 'live'",
             (lecture_room_id,),
         )
-        return ClassSession(**rows[0]) if rows else None
+        return _session(rows[0]) if rows else None
 
     async def start_session(self, session_id: str, now: datetime) -> ClassSession:
         def start(db: sqlite3.Connection) -> ClassSession:
@@ -600,6 +671,47 @@ class SqliteStore:
         return await self._tx(list_)
 
 
+    # --- the recordings index ------------------------------------------------------
+
+    async def put_recording(self, entry: RecordingEntry) -> None:
+        def put(db: sqlite3.Connection) -> None:
+            values = dataclasses.asdict(entry)
+            columns = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            db.execute(
+                f"INSERT OR REPLACE INTO recordings ({columns}) VALUES ({marks})",
+                tuple(values.values()),
+            )
+
+        await self._tx(put)
+
+    async def get_recording(self, session_id: str) -> RecordingEntry:
+        def get(db: sqlite3.Connection) -> RecordingEntry:
+            row = db.execute(
+                "SELECT * FROM recordings WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"recording {session_id} not found")
+            return RecordingEntry(**dict(row))
+
+        return await self._tx(get)
+
+    async def list_recordings(self, query: RecordingQuery) -> list[RecordingEntry]:
+        where, params = recording_where(query)
+        rows = await self._tx(
+            _select,
+            f"SELECT * FROM recordings{where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (*params, query.limit),
+        )
+        return [RecordingEntry(**row) for row in rows]
+
+    async def delete_recording(self, session_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM recordings WHERE session_id = ?", (session_id,))
+
+        await self._tx(delete)
+
+
 # --- helpers run on the store thread ----------------------------------------
 
 
@@ -648,8 +760,56 @@ def _get_room(db: sqlite3.Connection, room_id: str) -> Room:
     return Room(**_get_row(db, "rooms", room_id, "room"))
 
 
+def _session(row: dict[str, Any]) -> ClassSession:
+    return ClassSession(**{**row, "record": bool(row.get("record", 1))})
+
+
 def _get_session(db: sqlite3.Connection, session_id: str) -> ClassSession:
-    return ClassSession(**_get_row(db, "sessions", session_id, "session"))
+    return _session(_get_row(db, "sessions", session_id, "session"))
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere (``\\`` escapes % and _)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# the attendance of a school's classrooms makes a lesson that school's too
+_SCHOOL_ATTENDED = (
+    "session_id IN (SELECT a.session_id FROM attendance a JOIN rooms r ON r.id = a.room_id"
+    " WHERE r.school_id = ?)"
+)
+_TEXT_COLUMNS = ("title", "subject", "teacher_name", "room_name", "school_name")
+
+
+def recording_where(query: RecordingQuery) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (``""`` when nothing narrows) and its parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if query.school_id is not None:
+        parts.append(f"(school_id = ? OR {_SCHOOL_ATTENDED})")
+        params += [query.school_id, query.school_id]
+    if query.lecture_room_id is not None:
+        parts.append("lecture_room_id = ?")
+        params.append(query.lecture_room_id)
+    for column, value in (("teacher_name", query.teacher), ("subject", query.subject)):
+        if value is not None:
+            parts.append(f"{column} LIKE ? ESCAPE '\\'")
+            params.append(_like(value))
+    if query.since is not None:
+        parts.append("started_at >= ?")
+        params.append(query.since)
+    if query.until is not None:
+        parts.append("started_at < ?")
+        params.append(query.until)
+    if query.status is not None:
+        parts.append("status = ?")
+        params.append(query.status)
+    if query.text is not None:
+        likes = " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _TEXT_COLUMNS)
+        parts.append(f"(session_id = ? OR {likes})")
+        params += [query.text, *(_like(query.text) for _ in _TEXT_COLUMNS)]
+    return (" WHERE " + " AND ".join(parts) if parts else ""), tuple(params)
 
 
 def _require_kind(room: Room, kind: RoomKind, field: str) -> None:

@@ -71,6 +71,14 @@ class Body:
             raise Invalid(name, f"field '{name}' must be between {low} and {high}")
         return value
 
+    def optional_bool(self, name: str, *, default: bool) -> bool:
+        value = self._data.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise Invalid(name, f"field '{name}' must be a boolean")
+        return value
+
     def optional_time(self, name: str) -> str | None:
         """An ISO-8601 time with a timezone, normalized to ``...Z`` UTC."""
         value = self._data.get(name)

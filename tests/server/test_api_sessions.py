@@ -31,6 +31,7 @@ async def test_a_new_session_is_scheduled(client: TestClient) -> None:
         "started_at": None,
         "ended_at": None,
         "status": "scheduled",
+        "record": True,
     }
     assert await get(client, f"/api/sessions/{session['id']}") == session
 
