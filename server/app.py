@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import api, signaling
-from .keys import LIVE, MEDIA, SETTINGS, STORE, WEBSOCKETS
+from .keys import LIVE, MEDIA, RECORDINGS, SETTINGS, STORE, WEBSOCKETS
 from .live import Live
+from .recording import Recordings
 from .middleware import MAX_BODY_BYTES, admin_auth_middleware, error_middleware
 from .seam import MediaPlane
 from .settings import Settings, ensure_secrets
@@ -39,7 +40,9 @@ def create_app(
     app[SETTINGS] = settings
     app[STORE] = store
     app[MEDIA] = media
-    app[LIVE] = Live(store, media)
+    recordings = Recordings(store, media, settings.recordings_root)
+    app[RECORDINGS] = recordings
+    app[LIVE] = Live(store, media, recordings)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.append(_store_lifetime)
     app.cleanup_ctx.append(_live_lifetime)
@@ -75,5 +78,7 @@ async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _live_lifetime(app: web.Application) -> AsyncIterator[None]:
+    # interrupted recordings are recovered in the background: serving starts at once
+    app[RECORDINGS].start()
     yield
     await app[LIVE].close()

@@ -11,6 +11,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .live import Live
+    from .recording import Recordings
     from .seam import MediaPlane
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -18,5 +19,6 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 # None only in API-only tests: join/publish then answer `internal`.
 MEDIA: web.AppKey[MediaPlane | None] = web.AppKey("media")
 LIVE: web.AppKey[Live] = web.AppKey("live")
+RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
 # every open signaling socket, welcomed or not (closed on shutdown)
 WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")

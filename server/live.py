@@ -29,6 +29,7 @@ from .policy import (
     sees_participant,
     subscription,
 )
+from .recording import Recordings
 from .seam import MediaPlane, Producer, Router, Transport
 from .store import Store
 
@@ -98,9 +99,12 @@ def _consumer_app_data(producer: Producer) -> dict[str, Any]:
 
 
 class Live:
-    def __init__(self, store: Store, media: MediaPlane | None) -> None:
+    def __init__(
+        self, store: Store, media: MediaPlane | None, recordings: Recordings | None = None
+    ) -> None:
         self.store = store
         self.media = media
+        self.recordings = recordings  # None: nothing is recorded (tests of signaling alone)
         self.sockets: dict[str, set[Peer]] = {}  # room id (or "*") -> open, welcomed sockets
         self.sessions: dict[str, LiveSession] = {}  # session id -> joined live session
         self._tasks: set[asyncio.Task[None]] = set()
@@ -177,6 +181,11 @@ class Live:
 
     async def _close_live_session(self, live: LiveSession) -> None:
         live.ended = True
+        if self.recordings is not None:
+            try:
+                await self.recordings.end(live.session.id)  # before the producers close
+            except Exception:
+                log.exception("x ending the recording of session %s failed", live.session.id)
         live.producers.clear()
         for peer in list(live.peers.values()):
             await self._detach(peer, "session ended")
@@ -190,6 +199,8 @@ class Live:
         for live in list(self.sessions.values()):
             await self._close_live_session(live)
         self.sessions.clear()
+        if self.recordings is not None:
+            await self.recordings.close()
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         for task in list(self._tasks):
@@ -399,6 +410,7 @@ class Live:
                     other.downlink.refresh_layers(primary)  # one more layer of a source
                 elif receives(other.role, peer.role, peer.on_stage):
                     other.downlink.want([producer.id])
+        self._recording_changed(live)
 
     async def unpublish(self, peer: Peer, producer_id: str, re: RequestId | None) -> None:
         live = self._joined(peer, re)
@@ -441,6 +453,15 @@ class Live:
             other.send(
                 {"type": "producer_removed", "producer_id": producer_id, "participant_id": owner.id}
             )
+        self._recording_changed(live)
+
+    def _recording_changed(self, live: LiveSession) -> None:
+        """Tracks or the stage changed: the recorders follow (in the background)."""
+        if self.recordings is not None:
+            try:
+                self.recordings.changed(live)
+            except Exception:
+                log.exception("x recording of session %s not updated", live.session.id)
 
     # --- receiving -----------------------------------------------------------
 
@@ -577,7 +598,9 @@ class Live:
         self._updated(live, changed, peer, "unstage", re)
 
     def _follow_stage(self, live: LiveSession, target: Peer) -> None:
-        """Give (or take away) ``target``'s tracks to those who receive it only on stage."""
+        """Give (or take away) ``target``'s tracks to those who receive it only on
+        stage; its recording starts or stops with it."""
+        self._recording_changed(live)
         own = [pid for pid, (owner, _) in live.producers.items() if owner is target and live.is_primary(pid)]
         if not own:
             return
