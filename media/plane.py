@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from . import aiortc_hooks as hooks
+from .recorder import recover_file
 from .router import Router
 
 logger = logging.getLogger("synclass.media")
@@ -54,12 +56,19 @@ class MediaPlane:
             "transports": len(transports),
             "producers": len(producers),
             "consumers": len(consumers),
+            "recorders": sum(len(r.recorders) for r in self._routers),
             "routers_created": self.totals["routers"],
             "transports_created": self.totals["transports"],
             "producers_created": self.totals["producers"],
             "rtp_packets_in": self._closed_in + sum(p.packets for p in producers),
             "rtp_packets_out": self._closed_out + sum(c.packets for c in consumers),
         }
+
+    async def recover_recording(self, path: str) -> dict[str, Any] | None:
+        """Rewrite an interrupted recording (the process was killed) as a
+        properly closed file, in place; its stats, or None if nothing in it
+        is playable. Runs in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(None, recover_file, path)
 
     async def close(self) -> None:
         for router in list(self._routers):

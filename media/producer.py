@@ -4,7 +4,8 @@ The hot path: aiortc hands ``on_rtp`` each packet (already SRTP-decrypted,
 RTX-unwrapped, counted for receiver reports and NACKed if a gap was seen).
 The producer caches it for retransmissions, serializes it once per header
 extension layout its consumers negotiated, and lets every consumer patch
-the 11 header bytes that differ and send. Nothing is decoded.
+the 11 header bytes that differ and send. Recorders, when there are any,
+get each packet as it came (not while paused). Nothing is decoded.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from aiortc import RTCRtpReceiver
 
     from .consumer import Consumer
+    from .recorder import Recorder
     from .transport import Transport
 
 logger = logging.getLogger("synclass.media.producer")
@@ -82,6 +84,7 @@ class Producer:
         self._paused = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._consumers: list["Consumer"] = []
+        self._recorders: list["Recorder"] = []  # get every packet, even with no consumer
         self._is_keyframe: Optional[Callable[[bytes], bool]] = keyframe_detector(mime_type)
         self.cache: PacketCache[Any] = PacketCache(512 if kind == "video" else 128)
         self.media_ssrc: Optional[int] = None
@@ -123,6 +126,8 @@ class Producer:
         self._paused = False
         for consumer in self._consumers:
             consumer._restart()
+        for recorder in self._recorders:
+            recorder._restart()
         if self.kind == "video":
             self._last_keyframe_request = -1e9
             self.request_keyframe()
@@ -150,6 +155,7 @@ class Producer:
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "consumers": len(self._consumers),
+            "recorders": len(self._recorders),
             "paused": self._paused,
             "app_data": self.app_data,
         }
@@ -161,6 +167,9 @@ class Producer:
         for consumer in list(self._consumers):
             await consumer._producer_closed(self)
         self._consumers.clear()
+        for recorder in list(self._recorders):
+            await recorder._producer_closed()
+        self._recorders.clear()
         self._transport._forget_producer(self)
         for callback in self._close_callbacks:
             _call_safely(callback)
@@ -176,6 +185,17 @@ class Producer:
     def _detach(self, consumer: "Consumer") -> None:
         try:
             self._consumers.remove(consumer)
+        except ValueError:
+            pass
+
+    def _attach_recorder(self, recorder: "Recorder") -> None:
+        if self._closed:
+            raise RuntimeError(f"producer {self.id} is closed")
+        self._recorders.append(recorder)
+
+    def _detach_recorder(self, recorder: "Recorder") -> None:
+        try:
+            self._recorders.remove(recorder)
         except ValueError:
             pass
 
@@ -214,6 +234,8 @@ class Producer:
                 self.bitrate_bps = int(bits / (now - start))
             self._rate_window = (now, self.packets, self.octets)
         self.cache.put(packet.sequence_number, packet)
+        if self._recorders and not self._paused:
+            self._record(packet, now)
         consumers = self._consumers
         if not consumers or self._paused:
             return
@@ -239,6 +261,13 @@ class Producer:
                 # An exception reaching aiortc here closes the *publisher's*
                 # DTLS transport: one subscriber's dead socket must not do that.
                 logger.debug("x forward failed consumer=%s", consumer.id, exc_info=True)
+
+    def _record(self, packet: Any, now: float) -> None:
+        for recorder in self._recorders:
+            try:
+                recorder.on_rtp(packet, now)
+            except Exception:  # like a consumer's: never let it reach aiortc
+                logger.exception("x recorder %s failed on a packet", recorder.id)
 
     def packet_for_retransmission(self, seq: int) -> Any:
         return self.cache.get(seq)

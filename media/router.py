@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .recorder import CODECS, CONTAINERS, Recorder
 from .transport import Transport
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ class Router:
         self._closed = False
         self._transports: list[Transport] = []
         self._producers: dict[str, "Producer"] = {}
+        self._recorders: list[Recorder] = []
 
     @property
     def closed(self) -> bool:
@@ -42,6 +45,32 @@ class Router:
         if producer is None or producer.closed:
             raise LookupError(f"no producer {producer_id}")
         return producer
+
+    async def create_recorder(self, producer_id: str, directory: str, stem: str) -> Recorder:
+        """Record a producer into ``directory/stem`` + ``.webm`` (VP8, Opus) or
+        ``.mkv`` (H.264). ``LookupError`` if there is no such open producer,
+        ``ValueError`` for a codec that cannot be recorded, ``FileExistsError``
+        if the file is there already (a recording is never overwritten). The
+        file appears with the first keyframe (asked for now)."""
+        if self._closed:
+            raise RuntimeError(f"router {self.id} is closed")
+        producer = self.get_producer(producer_id)
+        codec = CODECS.get(producer.mime_type.lower())
+        if codec is None:
+            raise ValueError(f"cannot record {producer.mime_type}")
+        path = os.path.abspath(os.path.join(directory, f"{stem}.{CONTAINERS[codec][0]}"))
+        if os.path.exists(path):
+            raise FileExistsError(f"recording {path} exists already")
+        os.makedirs(directory, exist_ok=True)
+        recorder = Recorder(self, producer, path)
+        self._recorders.append(recorder)
+        producer.request_keyframe()
+        logger.info("- recorder %s of producer %s to %s", recorder.id, producer.id, path)
+        return recorder
+
+    @property
+    def recorders(self) -> list[Recorder]:
+        return list(self._recorders)
 
     @property
     def producers(self) -> list["Producer"]:
@@ -62,6 +91,8 @@ class Router:
         if self._closed:
             return
         self._closed = True
+        for recorder in list(self._recorders):
+            await recorder.close()
         for transport in list(self._transports):
             await transport.close()
         self._plane._forget_router(self)
@@ -78,6 +109,10 @@ class Router:
 
     def _count_closed_consumer(self, consumer: "Consumer") -> None:
         self._plane._closed_out += consumer.packets
+
+    def _forget_recorder(self, recorder: Recorder) -> None:
+        if recorder in self._recorders:
+            self._recorders.remove(recorder)
 
     def _forget_transport(self, transport: Transport) -> None:
         if transport in self._transports:

@@ -141,6 +141,45 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class Recorder(Protocol):
+    """One producer written to a file as it arrives (a consumer whose
+    subscriber is the disk). Depacketized and remuxed, never decoded.
+
+    The file (``path``) appears with the first keyframe; before that nothing
+    is written and ``stats()["frames"]`` is 0 (a recorder closed then leaves
+    no file). Frames with a lost packet are never written; after a video
+    loss the recorder waits for the next keyframe (and asks for it). While
+    the producer is paused nothing is written and the gap stays in the
+    timeline. Crash-safe: after a SIGKILL the file decodes up to the last
+    ~1-2 s (``MediaPlane.recover_recording`` then closes it properly).
+    """
+
+    id: str
+    producer_id: str
+    path: str  # absolute path of the file being written
+
+    @property
+    def closed(self) -> bool: ...
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, after the file is finalized (any reason:
+        ``close()``, the producer closed, the router closed); ``stats()``
+        then returns the final figures."""
+
+    def stats(self) -> dict[str, Any]:
+        """``{"file": basename, "kind": "audio"|"video", "codec": "vp8"|"h264"|"opus",
+        "container": "webm"|"mkv", "started_at": unix time of the first written
+        frame or None, "duration_s", "frames", "bytes" (file size),
+        "width"/"height" (video, from the first keyframe; None for audio)}``.
+        ``started_at`` comes from the publisher's sender reports, so the audio
+        and video of one publisher line up; until the first report it is the
+        first frame's arrival time (and the file keeps that estimate if no
+        report came before the first frame). It changes at most once."""
+
+    async def close(self) -> dict[str, Any]:
+        """Finalize the file (cues, duration) and return the final stats. Safe twice."""
+
+
 class Router(Protocol):
     """All media of one live class session on this node."""
 
@@ -154,6 +193,17 @@ class Router(Protocol):
 
     def get_producer(self, producer_id: str) -> Producer:
         """``LookupError`` if there is no such open producer."""
+
+    async def create_recorder(self, producer_id: str, directory: str, stem: str) -> Recorder:
+        """Record a producer into ``directory/stem`` + ``.webm`` (VP8, Opus) or
+        ``.mkv`` (H.264); ``directory`` is created if missing. Asks the
+        publisher for a keyframe and writes nothing before it. The recorder
+        finalizes and closes itself when the producer closes; closing the
+        router closes its recorders.
+
+        ``LookupError`` if there is no such open producer, ``ValueError`` for a
+        codec that cannot be recorded, ``FileExistsError`` if the file exists
+        (a recording is never overwritten)."""
 
     def stats(self) -> dict[str, Any]: ...
 
@@ -169,6 +219,15 @@ class MediaPlane(Protocol):
         """Process-wide counters. At least ``decoders_created`` and
         ``encoders_created`` (both must stay 0: the SFU never transcodes),
         ``routers``, ``transports``, ``producers``, ``consumers``,
-        ``rtp_packets_in``, ``rtp_packets_out``."""
+        ``rtp_packets_in``, ``rtp_packets_out``, ``recorders`` (open ones)."""
+
+    async def recover_recording(self, path: str) -> dict[str, Any] | None:
+        """An interrupted recording (the process was killed): rewrite its
+        playable prefix as a properly closed file (duration, cues) in place
+        (a temporary file, then ``os.replace``), off the event loop. Returns
+        the stats dict of ``Recorder.stats()`` (``started_at`` from the file's
+        tags), or None if nothing in it is playable (the file is left as is).
+        Also works on a file cut mid-cluster. ``ValueError`` if the name does
+        not end in .webm or .mkv."""
 
     async def close(self) -> None: ...
