@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import api, signaling
-from .keys import LIVE, MEDIA, RECORDINGS, SETTINGS, STORE, WEBSOCKETS
+from . import api, library, retention, signaling
+from .exports import Exports
+from .keys import EXPORTS, LIVE, MEDIA, RECORDINGS, SETTINGS, STORE, WEBSOCKETS
 from .live import Live
 from .recording import Recordings
 from .middleware import MAX_BODY_BYTES, admin_auth_middleware, error_middleware
@@ -42,6 +44,7 @@ def create_app(
     app[MEDIA] = media
     recordings = Recordings(store, media, settings.recordings_root)
     app[RECORDINGS] = recordings
+    app[EXPORTS] = Exports()
     app[LIVE] = Live(store, media, recordings)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.append(_store_lifetime)
@@ -49,6 +52,7 @@ def create_app(
     app.on_shutdown.append(signaling.close_all)
 
     api.add_routes(app)
+    library.add_routes(app)
     app.router.add_get("/ws", signaling.websocket_handler)
     app.router.add_get("/", _index)
     if settings.web_root.is_dir():
@@ -79,6 +83,18 @@ async def _store_lifetime(app: web.Application) -> AsyncIterator[None]:
 
 async def _live_lifetime(app: web.Application) -> AsyncIterator[None]:
     # interrupted recordings are recovered in the background: serving starts at once
-    app[RECORDINGS].start()
+    recordings, exports, settings = app[RECORDINGS], app[EXPORTS], app[SETTINGS]
+    recordings.start()
+    keeping = asyncio.get_running_loop().create_task(
+        retention.loop(
+            recordings,
+            max_age_days=settings.recordings_max_age_days,
+            max_bytes=settings.recordings_max_bytes,
+            busy=lambda session_id: exports.running(session_id) is not None,
+        ),
+        name="retention",
+    )
     yield
+    keeping.cancel()
+    await exports.close()
     await app[LIVE].close()

@@ -10,6 +10,7 @@ from .settings import Settings
 from .store import Store
 
 if TYPE_CHECKING:
+    from .exports import Exports
     from .live import Live
     from .recording import Recordings
     from .seam import MediaPlane
@@ -20,5 +21,6 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 MEDIA: web.AppKey[MediaPlane | None] = web.AppKey("media")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
+EXPORTS: web.AppKey[Exports] = web.AppKey("exports")
 # every open signaling socket, welcomed or not (closed on shutdown)
 WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")

@@ -185,7 +185,10 @@ class Recordings:
 
     async def wait_recovered(self) -> None:
         if self._recovery is not None:
-            await asyncio.shield(self._recovery)
+            try:
+                await asyncio.shield(self._recovery)
+            except Exception:
+                pass  # logged by the recovery
 
     async def close(self) -> None:
         """Shutdown (after the live sessions ended their recordings)."""

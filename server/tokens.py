@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeGuard, cast
 
 import jwt
 
-from .errors import Invalid, Unauthorized
+from .errors import Forbidden, Invalid, Unauthorized
 from .models import ROOM_KIND_NOUNS, Room
 
 Role = Literal["teacher", "classroom", "admin"]
@@ -124,3 +124,51 @@ def check_role_for_room(role: Role, room: Room | None) -> None:
 
 def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- access tokens: a signed URL for one recording's files ---------------------------
+#
+# A <video> element cannot send an Authorization header, so the library hands
+# out file URLs carrying ``?access=<token>``: a JWT for one recording
+# (``sub``), with its own audience so it is never taken for a join token (nor
+# a join token for it), valid for ACCESS_TTL_S.
+
+ACCESS_AUDIENCE = "synclass-recording"
+ACCESS_TTL_S = 4 * 3600  # a lesson and its replay, with room to pause
+
+
+def mint_access(secret: str, recording_id: str, *, ttl_s: int = ACCESS_TTL_S,
+                now: float | None = None) -> tuple[str, int]:
+    """A token for the files of ``recording_id`` and its expiry (unix seconds)."""
+    issued = int(time.time() if now is None else now)
+    payload = {"sub": recording_id, "aud": ACCESS_AUDIENCE, "iss": ISSUER,
+               "iat": issued, "exp": issued + ttl_s}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), issued + ttl_s
+
+
+def verify_access(secret: str, token: str, recording_id: str, *, now: float | None = None) -> None:
+    """Return if ``token`` opens ``recording_id``'s files; else ``Unauthorized``
+    (``access token is malformed``, ``access token signature is invalid``,
+    ``access token expired``) or ``Forbidden`` (``access token is for
+    recording A, not B``)."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=ACCESS_AUDIENCE,
+            issuer=ISSUER,
+            options={"verify_exp": False, "verify_iat": False,
+                     "require": ["sub", "aud", "exp", "iss"]},
+        )
+    except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):
+        raise Unauthorized("access token signature is invalid") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("access token is malformed") from None
+    sub, exp = payload.get("sub"), payload.get("exp")
+    if not isinstance(sub, str) or not _is_int(exp):
+        raise Unauthorized("access token is malformed")
+    if (time.time() if now is None else now) >= exp:
+        raise Unauthorized("access token expired")
+    if sub != recording_id:
+        raise Forbidden(f"access token is for recording {sub}, not {recording_id}")
