@@ -1,11 +1,13 @@
-"""The ``synclass`` command: serve, demo, bench."""
+"""The ``synclass`` command: serve, demo, export, bench."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import signal
 import ssl
 import sys
 from pathlib import Path
@@ -62,6 +64,46 @@ def _demo(args: argparse.Namespace) -> int:
     return main(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    import av
+
+    from .export import ExportError, export_lesson, find_lesson
+
+    data_dir = args.data_dir if args.data_dir is not None else Path("data")
+    recordings_dir = args.recordings_dir if args.recordings_dir is not None else data_dir / "recordings"
+    mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
+    logging.basicConfig(level=logging.WARNING, format="synclass export: warning: %(message)s")
+    # a cancelled job (SIGTERM) unwinds, so the partial file is removed
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    def json_progress(share: float) -> None:
+        print(json.dumps({"progress": share}), flush=True)
+
+    def bar_progress(share: float) -> None:
+        filled = int(share * 30)
+        print(f"\rexporting [{'#' * filled}{'.' * (30 - filled)}] {share:4.0%}", end="", file=sys.stderr, flush=True)
+
+    progress = {"json": json_progress, "bar": bar_progress}.get(mode)
+    try:
+        lesson_dir = find_lesson(args.lesson, recordings_dir)
+        result = export_lesson(lesson_dir, args.out, progress)
+    except (ExportError, OSError, av.FFmpegError) as exc:
+        if mode == "bar":
+            print(file=sys.stderr)
+        print(f"synclass export: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nsynclass export: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if mode == "bar":
+        print(f"\nsynclass export: {result['out']} ({result['duration_s']:.1f} s)", file=sys.stderr)
+    elif mode == "json":
+        print(json.dumps({"done": True, **result}), flush=True)
+    return 0
+
+
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
     if args.what == "fanout":
         from .bench.fanout import main
@@ -71,6 +113,14 @@ def _bench(args: argparse.Namespace, rest: list[str]) -> int:
         from .bench.link import main as link_main
 
         return int(link_main(rest))
+    if args.what == "record":
+        from .bench.record import main as record_main
+
+        return int(record_main(rest))
+    if args.what == "export":
+        from .bench.export import main as export_main
+
+        return int(export_main(rest))
     print(f"synclass bench: unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
 
@@ -96,8 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="a whole synthetic lesson on this machine")
     add_arguments(demo)
 
+    export = sub.add_parser("export", help="compose a recorded lesson into one MP4 file")
+    export.add_argument("lesson", metavar="LESSON",
+                        help="a session id (looked up in the recordings dir), a lesson directory or its manifest.json")
+    export.add_argument("--out", type=Path, required=True, help="the MP4 to write (replaced if it exists)")
+    export.add_argument("--data-dir", dest="data_dir", type=Path, default=None, help="default: ./data")
+    export.add_argument("--recordings-dir", dest="recordings_dir", type=Path, default=None,
+                        help="default: DATA_DIR/recordings")
+    export.add_argument("--progress", choices=["bar", "json", "none"], default=None,
+                        help="bar on stderr (default on a terminal), JSON lines on stdout, or none")
+
     bench = sub.add_parser("bench", help="benchmarks (print JSON)")
-    bench.add_argument("what", choices=["fanout", "link"])
+    bench.add_argument("what", choices=["fanout", "link", "record", "export"])
     return parser
 
 
@@ -112,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "export":
+        return _export(args)
     return 2
 
 
