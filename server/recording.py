@@ -306,7 +306,7 @@ class Recordings:
             rec.next_number += 1
             try:
                 rec.directory.mkdir(parents=True, exist_ok=True)
-                recorder = await router.create_recorder(producer_id, str(rec.directory), stem)  # type: ignore[attr-defined]
+                recorder = await router.create_recorder(producer_id, str(rec.directory), stem)
             except LookupError:
                 continue  # the producer closed meanwhile
             except Exception:
@@ -360,10 +360,12 @@ class Recordings:
                      rec.session_id, rec.tracks[index]["duration_s"], rec.tracks[index]["bytes"])
 
     def _take_stats(self, rec: LessonRecording, index: int, stats: Mapping[str, Any]) -> bool:
-        """Fold stats into the track; True if its first frame just became known."""
+        """Fold stats into the track; True if its first frame's time is new."""
         rec.tracks[index] = mf.apply_stats(rec.tracks[index], stats)
         started = stats.get("started_at")
-        if started is not None and rec.first_frames[index] is None:
+        # known at the first frame; may move once, when the publisher's first
+        # sender report maps its clock
+        if started is not None and rec.first_frames[index] != float(started):
             rec.first_frames[index] = float(started)
             return True
         return False
@@ -478,7 +480,7 @@ class Recordings:
             stats = None
             if self.media is not None and path.is_file():
                 try:
-                    stats = await self.media.recover_recording(str(path))  # type: ignore[attr-defined]
+                    stats = await self.media.recover_recording(str(path))
                 except Exception:
                     log.exception("x recovering %s failed", path)
             elif self.media is None:

@@ -68,6 +68,7 @@ async def run(args: argparse.Namespace) -> int:
         setup = await api.lesson_setup(args.classrooms)
         teacher_token = await api.token(setup["lecture"]["id"], "teacher", "Teacher Li")
         say(f"server      {server.url}  (data in {data_dir}, log {server.log_path})")
+        say(f"recordings  {data_dir / 'recordings'}  (replay: the admin page's Library)")
         say(f"admin page  {server.url}/web/admin.html?key={server.admin_key}")
         say(f"teacher     {server.url}{teacher_token['url']}")
         class_tokens = []
