@@ -304,7 +304,7 @@ class Depacketizer:
             behind = (nxt - seq) & 0xFFFF
             if 0 < behind < 0x8000:
                 if behind > SEQ_RESTART_DISTANCE:  # the sender restarted its sequence
-                    self._give_up_frame()
+                    self.flush()
                     self.reset()
                     return self.push(seq, timestamp, marker, payload, now)
                 self.packets_late += 1
@@ -321,18 +321,24 @@ class Depacketizer:
             first = min(buffer, key=lambda s: (s - nxt) & 0xFFFF)  # type: ignore[operator]
             if now - buffer[first][3] < self._window_s and len(buffer) <= MAX_BUFFERED_PACKETS:
                 break
-            self.packets_lost += (first - nxt) & 0xFFFF
-            logger.debug("x recorder lost %d packet(s) from seq %d", (first - nxt) & 0xFFFF, nxt)
-            self._give_up_frame()
+            missing = (first - nxt) & 0xFFFF
+            self.packets_lost += missing
+            logger.debug("x recorder lost %d packet(s) from seq %d", missing, nxt)
+            # audio: a packet is a frame; video: the frame they were in (and
+            # what follows until a keyframe, which is not counted)
+            self.frames_lost += 1 if self.video else missing
+            self._frame = []
+            self._skipping = self.video
             nxt = first
         self._next = nxt
         return out
 
-    def flush(self) -> list[Frame]:
+    def flush(self) -> None:
         """At the end: nothing more will come; a frame still open is incomplete."""
-        self._give_up_frame()
+        if self._frame:
+            self.frames_lost += 1
+            self._frame = []
         self._buffer.clear()
-        return []
 
     def _drain(self, nxt: int, out: list[Frame]) -> int:
         buffer = self._buffer
@@ -369,13 +375,6 @@ class Depacketizer:
             self._skipping = True
             return
         out.append(frame)
-
-    def _give_up_frame(self) -> None:
-        if self._frame:
-            self.frames_lost += 1
-            self._frame = []
-        if self.video:
-            self._skipping = True
 
 
 # --- the writer thread -------------------------------------------------------------------
@@ -675,6 +674,11 @@ class Recorder:
 
         self._thread.submit(self._writer.close, finished)
         await done
+        if not self.frames:  # nothing came: leave no empty file behind
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         stats = self.stats()
         self._router._forget_recorder(self)
         logger.info(

@@ -51,7 +51,8 @@ class Router:
         ``.mkv`` (H.264). ``LookupError`` if there is no such open producer,
         ``ValueError`` for a codec that cannot be recorded, ``FileExistsError``
         if the file is there already (a recording is never overwritten). The
-        file appears with the first keyframe (asked for now)."""
+        file is created empty at once (the name is taken) and written from the
+        first keyframe on (asked for now)."""
         if self._closed:
             raise RuntimeError(f"router {self.id} is closed")
         producer = self.get_producer(producer_id)
@@ -59,10 +60,13 @@ class Router:
         if codec is None:
             raise ValueError(f"cannot record {producer.mime_type}")
         path = os.path.abspath(os.path.join(directory, f"{stem}.{CONTAINERS[codec][0]}"))
-        if os.path.exists(path):
-            raise FileExistsError(f"recording {path} exists already")
         os.makedirs(directory, exist_ok=True)
-        recorder = Recorder(self, producer, path)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))  # FileExistsError
+        try:
+            recorder = Recorder(self, producer, path)
+        except BaseException:
+            os.unlink(path)
+            raise
         self._recorders.append(recorder)
         producer.request_keyframe()
         logger.info("- recorder %s of producer %s to %s", recorder.id, producer.id, path)

@@ -145,9 +145,9 @@ class Recorder(Protocol):
     """One producer written to a file as it arrives (a consumer whose
     subscriber is the disk). Depacketized and remuxed, never decoded.
 
-    The file (``path``) appears with the first keyframe; before that nothing
-    is written and ``stats()["frames"]`` is 0 (a recorder closed then leaves
-    no file). Frames with a lost packet are never written; after a video
+    The file (``path``) is created empty at once and written from the first
+    keyframe on; before that ``stats()["frames"]`` is 0 (a recorder closed
+    then removes its empty file). Frames with a lost packet are never written; after a video
     loss the recorder waits for the next keyframe (and asks for it). While
     the producer is paused nothing is written and the gap stays in the
     timeline. Crash-safe: after a SIGKILL the file decodes up to the last
