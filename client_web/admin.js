@@ -1,5 +1,5 @@
-// Admin page: sessions (with their attendance), rooms (with page links to hand
-// out) and server counters.
+// Admin page: sessions (with their attendance), the recordings library (search,
+// replay, export, delete), rooms (with page links to hand out) and server counters.
 // Credentials: ?token=<admin JWT> or ?key=<admin key>, sent as a bearer token.
 import { $, el, params } from './common.js';
 
@@ -159,6 +159,132 @@ $('attendance-close').addEventListener('click', () => {
   $('attendance').hidden = true;
 });
 
+// --- library: recorded lessons (docs/protocol.md, "Recordings") ------------------------
+
+const REC_LABELS = { recording: '录制中 (recording)', complete: '完成 (complete)', recovered: '已恢复 (recovered)' };
+const exportsById = new Map(); // recording id -> {job, message, url}
+
+function fmtBytes(n) {
+  const v = Number(n) || 0;
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)} GB`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(1)} MB`;
+  return `${Math.round(v / 1e3)} kB`;
+}
+
+function credentialParam() {
+  return token ? `token=${encodeURIComponent(token)}` : `key=${encodeURIComponent(key)}`;
+}
+
+// a local date (from <input type=date>) -> the ISO time of its local midnight
+function localDay(value, nextDay = false) {
+  const d = new Date(`${value}T00:00:00`);
+  if (nextDay) d.setDate(d.getDate() + 1);
+  return d.toISOString();
+}
+
+function libraryQuery() {
+  const q = new URLSearchParams();
+  for (const [id, name] of [['lib-school', 'school_id'], ['lib-room', 'room_id'], ['lib-teacher', 'teacher'],
+    ['lib-subject', 'subject'], ['lib-q', 'q']]) {
+    const v = $(id).value.trim();
+    if (v) q.set(name, v);
+  }
+  if ($('lib-from').value) q.set('from', localDay($('lib-from').value));
+  if ($('lib-to').value) q.set('to', localDay($('lib-to').value, true)); // through the end of that day
+  return q.toString();
+}
+
+function fillSelect(select, items, label) {
+  const chosen = select.value;
+  const have = new Set([...select.options].map((o) => o.value));
+  const want = new Set(['', ...items.map((i) => i.id)]);
+  if (have.size === want.size && [...want].every((v) => have.has(v))) return;
+  select.replaceChildren(el('option', { value: '' }, '全部 (all)'),
+    ...items.map((i) => el('option', { value: i.id }, label(i))));
+  select.value = want.has(chosen) ? chosen : '';
+}
+
+function exportCell(r) {
+  const state = exportsById.get(r.id) || {};
+  const cell = el('span', { class: 'export', 'data-export': state.job ? state.job.status : '' });
+  if (state.url) cell.append(el('a', { href: state.url, download: `lesson-${r.id}.mp4` }, '下载 MP4 (Download)'));
+  else if (state.job && state.job.status === 'running') cell.append(`导出中 (exporting) ${Math.round(state.job.progress * 100)} %`);
+  else if (r.status !== 'recording') {
+    cell.append(el('button', { type: 'button', onclick: () => startExport(r) }, '导出 MP4 (Export)'));
+  }
+  if (state.message) cell.append(' ', el('span', { class: 'muted' }, state.message));
+  return cell;
+}
+
+function renderLibrary(recordings) {
+  const body = $('recordings');
+  body.replaceChildren(...recordings.map((r) => el('tr', { 'data-recording': r.id },
+    el('td', {}, el('span', { class: `badge ${r.status}` }, REC_LABELS[r.status] || r.status)),
+    el('td', {}, r.title || ''),
+    el('td', {}, r.subject || ''),
+    el('td', {}, r.teacher_name || ''),
+    el('td', {}, [r.school_name, r.room_name].filter(Boolean).join(' · ')),
+    el('td', {}, fmtTime(r.started_at)),
+    el('td', { 'data-seconds': r.duration_s }, fmtDuration(r.duration_s)),
+    el('td', {}, fmtBytes(r.bytes)),
+    el('td', {}, el('span', { class: 'actions' },
+      el('a', { href: `replay.html?id=${encodeURIComponent(r.id)}&${credentialParam()}`, target: '_blank', rel: 'noopener', class: 'replay' }, '回放 (Replay)'),
+      exportCell(r),
+      r.status === 'recording' ? '' : el('button', { type: 'button', class: 'danger', onclick: () => deleteRecording(r) }, '删除 (Delete)'),
+    )),
+  )));
+  if (!recordings.length) body.append(el('tr', {}, el('td', { colspan: 9, class: 'muted' }, '暂无录像 (no recordings)')));
+}
+
+async function loadLibrary() {
+  try {
+    const data = await api('GET', `/api/recordings?${libraryQuery()}`);
+    hook.data.recordings = list(data, 'recordings');
+    renderLibrary(hook.data.recordings);
+    $('library-message').textContent = '';
+  } catch (e) {
+    $('library-message').textContent = `失败 (failed): ${e.message}`;
+  }
+}
+
+async function startExport(r) {
+  exportsById.set(r.id, { message: '…' });
+  renderLibrary(hook.data.recordings || []);
+  try {
+    let job = await api('POST', `/api/recordings/${encodeURIComponent(r.id)}/export`);
+    exportsById.set(r.id, { job });
+    for (let i = 0; i < 7200 && job.status === 'running'; i++) { // bounded: two hours of polling
+      renderLibrary(hook.data.recordings || []);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      job = await api('GET', `/api/exports/${encodeURIComponent(job.id)}`);
+      exportsById.set(r.id, { job });
+    }
+    if (job.status === 'done') {
+      // the detail hands out the file's URL with a short-lived access token
+      const detail = await api('GET', `/api/recordings/${encodeURIComponent(r.id)}`);
+      exportsById.set(r.id, { job, url: detail.export && detail.export.url });
+    } else {
+      exportsById.set(r.id, { job, message: `导出失败 (export failed): ${job.error || job.status}` });
+    }
+  } catch (e) {
+    exportsById.set(r.id, { message: `导出失败 (export failed): ${e.message}` });
+  }
+  renderLibrary(hook.data.recordings || []);
+}
+
+async function deleteRecording(r) {
+  if (!globalThis.confirm(`删除录像 “${r.title}”? (Delete this recording for good?)`)) return;
+  try {
+    await api('DELETE', `/api/recordings/${encodeURIComponent(r.id)}`);
+    exportsById.delete(r.id);
+    await loadLibrary();
+  } catch (e) {
+    $('library-message').textContent = `删除失败 (delete failed): ${e.message}`;
+  }
+}
+
+$('library-search').addEventListener('submit', (ev) => { ev.preventDefault(); loadLibrary(); });
+
 function pageFor(role) {
   return role === 'teacher' ? 'teacher.html' : 'classroom.html';
 }
@@ -239,6 +365,10 @@ async function refresh() {
     const roomsById = new Map(roomList.map((r) => [r.id, r]));
     renderSessions(sessionList, roomsById);
     renderRooms(roomList, schoolsById);
+    fillSelect($('lib-school'), schoolList, (sc) => sc.name || sc.id);
+    fillSelect($('lib-room'), roomList.filter((r) => r.kind === 'lecture'),
+      (r) => [schoolsById.get(r.school_id)?.name, r.name].filter(Boolean).join(' · '));
+    if (![...exportsById.values()].some((x) => x.job && x.job.status === 'running')) await loadLibrary();
     if (attendanceSession) {
       // follow the session's newest state (a live lesson's times count up)
       attendanceSession = sessionList.find((s) => s.id === attendanceSession.id) || attendanceSession;

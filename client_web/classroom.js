@@ -122,6 +122,10 @@ function render() {
   $('courseware-pane').dataset.paused = paused.includes('courseware') ? 'true' : 'false';
 
   const session = client.session;
+  // everyone in a recorded lesson sees that it is recorded
+  const recording = s === 'live' && !!session && session.record !== false;
+  $('rec-indicator').hidden = !recording;
+  hook.recording = recording;
   $('corner').textContent = session && s === 'live'
     ? [session.title, session.teacher_name].filter(Boolean).join(' · ')
     : '';

@@ -320,7 +320,8 @@ export class LessonClient extends EventTarget {
   // Teacher: start (or resume) the lesson and publish `tracks` ({mic, camera, courseware?})
   // with per-source `sendOptions` (e.g. {camera: {layers: [...]}}).
   // Remembered, so a reconnect re-joins and re-publishes.
-  async goLive(tracks, { title, subject, sessionId, sendOptions } = {}) {
+  // `record: false` starts an ad-hoc lesson that is not recorded (consent; default recorded).
+  async goLive(tracks, { title, subject, sessionId, sendOptions, record } = {}) {
     this.localTracks = tracks;
     if (sendOptions) this.sendOptions = { ...this.sendOptions, ...sendOptions };
     this.autoJoin = true;
@@ -330,6 +331,7 @@ export class LessonClient extends EventTarget {
         if (sessionId) body.session_id = sessionId;
         if (title) body.title = title;
         if (subject) body.subject = subject;
+        if (record === false) body.record = false;
         await this.request('start_session', body);
       }
       await this._enter(this._gen);

@@ -82,6 +82,10 @@ function render() {
   $('start-panel').hidden = lesson;
   $('lesson-controls').hidden = !lesson;
   $('end').hidden = !lesson;
+  // the lesson is being recorded (the session says so; consent was given at its creation)
+  const recording = lesson && !!client.session && client.session.record !== false;
+  $('rec-indicator').hidden = !recording;
+  hook.recording = recording;
   $('start').disabled = starting || s !== 'waiting';
   $('start').textContent = client.session
     ? '继续上课 (Resume lesson)'
@@ -172,6 +176,7 @@ async function start(ev) {
     await client.goLive(tracks, {
       title: $('title').value.trim(),
       subject: $('subject').value.trim(),
+      record: $('record').checked,
       sendOptions: tracks.camera ? { camera: { layers: cameraLayers(tracks.camera) } } : {},
     });
   } catch (e) {
