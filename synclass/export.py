@@ -14,11 +14,15 @@ Layout (1280x720 by default; every size scales with the output):
 * **Courseware on show** (the teacher shares a screen): the courseware takes
   the left three quarters (960x540, so slide text stays legible), the right
   quarter is a column of 320x180 tiles — the teacher on top, then each
-  on-stage classroom — starting level with the courseware's top edge. This is what
-  lesson-recording systems and Zoom's "shared screen with active speaker"
-  recordings show, so a teacher replaying the lesson finds the familiar page.
-* At most three classroom tiles; more classrooms on stage at once are left
-  out (the three that went on stage first are shown).
+  on-stage classroom — level with the courseware's top edge (higher when
+  three classrooms need the room). Lesson-recording systems and Zoom's
+  "shared screen with active speaker" recordings look like this, so a
+  teacher replaying the lesson finds a familiar page.
+* A tile keeps its picture's aspect (a 4:3 classroom camera is
+  pillarboxed). At most three classroom tiles; more classrooms on stage
+  at once are left out (the three that went on stage first are shown).
+* Multiple tracks of one slot (the teacher republished the camera): the
+  one that started last is shown.
 
 Time: every track is placed at its manifest ``offset_s``; its own timestamps
 (relative to its first frame) place each frame, so the gaps of a paused
@@ -56,6 +60,7 @@ from typing import Any, Callable, Iterator, Optional
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +205,7 @@ class VideoSource:
         self.seq = 0  # counts the frames shown
         self.exhausted = False
         self.last_t = self.start
-        self._reformatter = av.video.reformatter.VideoReformatter()
+        self._reformatter = VideoReformatter()
 
     def _decode(self) -> Iterator[tuple[float, av.VideoFrame]]:
         tb = self.stream.time_base or fractions.Fraction(1, 1000)
@@ -428,7 +433,11 @@ def export_lesson(
             kind = entry.get("kind")
             if kind not in ("video", "audio"):
                 continue
-            path = lesson_dir / str(entry.get("file", ""))
+            name = str(entry.get("file", ""))
+            if not name or Path(name).name != name or name.startswith("."):
+                logger.warning("lesson %s: track %r left out: not a file name", lesson, name)
+                continue
+            path = lesson_dir / name
             try:
                 if kind == "video":
                     videos.append(VideoSource(path, entry))

@@ -230,3 +230,18 @@ def test_cli_terminated_midway_leaves_no_file(recordings: Path, tmp_path: Path) 
     proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_export_prints_one_json_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from synclass.bench import export as bench_export
+
+    assert bench_export.main(["--minutes", "0.1", "--cache-dir", str(tmp_path), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    result = json.loads(lines[0])
+    assert result["lesson_s"] == pytest.approx(6.0, abs=0.1) and result["frames"] == 90
+    assert result["export_s"] > 0 and result["speed"] == pytest.approx(result["lesson_s"] / result["export_s"], rel=0.02)
+    assert result["cpu_s"] > 0 and result["size"] == "1280x720"
+    with av.open(str(tmp_path / "bench-lesson-0.1min-v1" / "01-teacher-camera.webm")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("vp8", 1280, 720)

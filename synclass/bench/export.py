@@ -313,6 +313,23 @@ def bench_lesson(cache_dir: Path, minutes: float) -> tuple[Path, float]:
     return directory, time.monotonic() - t0
 
 
+def without_courseware(lesson: Path) -> Path:
+    """A sibling of the lesson without its courseware (links to the same files): the
+    teacher's camera fills the frame the whole time, the costlier picture to encode."""
+    directory = lesson.with_name(lesson.name + "-camera-only")
+    if (directory / "manifest.json").is_file():
+        return directory
+    directory.mkdir(exist_ok=True)
+    manifest = json.loads((lesson / "manifest.json").read_text(encoding="utf-8"))
+    manifest["tracks"] = [t for t in manifest["tracks"] if t.get("source") != "courseware"]
+    for track in manifest["tracks"]:
+        link = directory / track["file"]
+        if not link.exists():
+            os.symlink(lesson / track["file"], link)
+    write_manifest(directory, manifest)
+    return directory
+
+
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -327,6 +344,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="where the synthetic lesson is kept between runs")
     parser.add_argument("--out", type=Path, default=None, help="keep the MP4 here (default: deleted)")
     parser.add_argument("--preset", default="veryfast", help="libx264 preset of the export")
+    parser.add_argument("--no-courseware", dest="courseware", action="store_false",
+                        help="leave the courseware out: the teacher's camera fills the frame throughout")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if not 0 < args.minutes <= 180:
@@ -340,6 +359,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     lesson, fixture_s = bench_lesson(args.cache_dir, args.minutes)
     if fixture_s:
         log(f"wrote it in {fixture_s:.1f} s")
+    if not args.courseware:
+        lesson = without_courseware(lesson)
     with tempfile.TemporaryDirectory(prefix="synclass-bench-export-") as scratch:
         out = args.out or Path(scratch) / "lesson.mp4"
         last = [-1]
@@ -364,6 +385,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "cpu_per_lesson_s": round(cpu_s / lesson_s, 3),
         "frames": result["frames"],
         "size": f"{result['width']}x{result['height']}",
+        "courseware": args.courseware,
         "preset": args.preset,
         "out_kbps": round(size * 8 / lesson_s / 1000, 1),
         "fixture_s": round(fixture_s, 1),
