@@ -42,6 +42,9 @@ DEFAULTS = {
     "hello_timeout_s": 10,
     "max_on_stage": 1,
     "log_level": "info",
+    "recordings_dir": "",
+    "recordings_max_age_days": 0,
+    "recordings_max_bytes": 0,
 }
 
 needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -80,3 +80,15 @@ async def test_a_run_deletes_the_oldest_directories_and_logs_it(
         assert await retention.run(recordings, max_age_days=0, max_bytes=0) == []
     finally:
         await store.close()
+
+
+def test_the_recordings_settings_default_under_the_data_dir_and_are_checked(tmp_path: Path) -> None:
+    from server.settings import load_settings
+
+    settings = load_settings(env={}, data_dir=tmp_path)
+    assert settings.recordings_root == tmp_path / "recordings"
+    assert (settings.recordings_max_age_days, settings.recordings_max_bytes) == (0, 0)
+    moved = load_settings(env={"SYNCLASS_RECORDINGS_DIR": "/srv/rec", "SYNCLASS_RECORDINGS_MAX_BYTES": "5000"})
+    assert (moved.recordings_root, moved.recordings_max_bytes) == (Path("/srv/rec"), 5000)
+    with pytest.raises(ValueError, match="^setting recordings_max_age_days must be between 0 and 36600, got -1$"):
+        load_settings(env={}, recordings_max_age_days=-1)
