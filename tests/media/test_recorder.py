@@ -475,6 +475,15 @@ async def test_an_h264_publisher_is_recorded_to_matroska_at_its_size(
     assert track.duration_s == pytest.approx(stats["duration_s"], abs=0.05)
     assert stats["duration_s"] == pytest.approx(2.0, abs=0.5)
 
+    cut = tmp_path / "cut.mkv"  # Matroska recovers too (the SPS/PPS live in the header)
+    cut.write_bytes(Path(recorder.path).read_bytes()[: stats["bytes"] * 2 // 3])
+    recovered = recover_file(str(cut))
+    assert recovered is not None
+    assert (recovered["codec"], recovered["container"], recovered["width"], recovered["height"]) == ("h264", "mkv", 320, 180)
+    again = Track(cut)
+    assert again.sizes == {(320, 180)} and 0 < len(again.frame_times) == recovered["frames"] < stats["frames"]
+    assert CUES_ID in cut.read_bytes()
+
 
 # --- crashes -------------------------------------------------------------------------------------------
 async def test_recordings_survive_sigkill_up_to_the_last_2_s_and_are_recovered(publishers: Publishers, tmp_path: Path) -> None:
