@@ -72,7 +72,7 @@ def _export(args: argparse.Namespace) -> int:
     data_dir = args.data_dir if args.data_dir is not None else Path("data")
     recordings_dir = args.recordings_dir if args.recordings_dir is not None else data_dir / "recordings"
     mode = args.progress or ("bar" if sys.stderr.isatty() else "none")
-    logging.basicConfig(level=logging.WARNING, format="synclass export: warning: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="synclass export warning: %(message)s")
     # a cancelled job (SIGTERM) unwinds, so the partial file is removed
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
