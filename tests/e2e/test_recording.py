@@ -193,3 +193,41 @@ async def test_a_server_killed_mid_lesson_leaves_playable_files_listed_as_recove
         code = again.stop()
     assert code == 0, again.log_text()[-3000:]
     assert "Traceback" not in again.log_text(), again.log_text()[-3000:]
+
+
+async def test_the_api_exports_the_demo_lesson_to_one_mp4(
+    demo_recording: tuple[Path, dict[str, Any], dict[str, Any]], aiohttp_client: Any,
+) -> None:
+    from server.app import create_app
+    from server.settings import load_settings
+
+    lesson, manifest, _ = demo_recording
+    key = "e2e-admin-key-0123456789"
+    settings = load_settings(env={}, data_dir=lesson.parent.parent, admin_key=key)
+    client = await aiohttp_client(create_app(settings))
+    headers = {"Authorization": f"Bearer {key}"}
+    started = await client.post(f"/api/recordings/{lesson.name}/export", headers=headers)
+    assert started.status == 202, await started.text()
+    job = await started.json()
+    progress = []
+    for _ in range(600):  # bounded: 60 s
+        job = await (await client.get(f"/api/exports/{job['id']}", headers=headers)).json()
+        progress.append(job["progress"])
+        if job["status"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert job["status"] == "done", job
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    response = await client.get(job["file_url"], headers=headers)
+    assert response.status == 200 and response.headers["Content-Type"] == "video/mp4"
+    out = lesson / "export.mp4"
+    assert await response.read() == out.read_bytes()
+    with av.open(str(out)) as mp4:
+        video = mp4.streams.video[0]
+        assert video.codec_context.name == "h264"
+        assert mp4.streams.audio[0].codec_context.name == "aac"
+        duration = mp4.duration / 1_000_000
+    lesson_s = manifest["ended_at"] - manifest["started_at"]
+    assert abs(duration - lesson_s) < 1.0, (duration, lesson_s)
+    detail = await (await client.get(f"/api/recordings/{lesson.name}", headers=headers)).json()
+    assert detail["export"]["bytes"] == out.stat().st_size
