@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] == "bench":
-        args, rest = parser.parse_known_args(argv)
-        return _bench(args, rest)
+        # the benchmark parses its own options (so `bench export --help` is the benchmark's help)
+        args, rest = parser.parse_known_args(argv[:2])
+        return _bench(args, rest + argv[2:])
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
