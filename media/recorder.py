@@ -530,6 +530,8 @@ class Recorder:
         self._last_ext_ts = 0
         self._last_pts = -1
         self._interval = 0  # the last normal video frame interval, RTP units
+        self._ssrc: Optional[int] = None
+        self._rebase = False  # the next frame continues the timeline whatever its timestamp
         self._held: Optional[tuple[Frame, int]] = None  # video: written when the next one says its duration
         self._end_pts = 0  # pts + duration of the last frame submitted
         # counters
@@ -588,6 +590,12 @@ class Recorder:
     def on_rtp(self, packet: Any, now: float) -> None:
         """One packet of the producer (not called while it is paused)."""
         depacketizer = self._depacketizer
+        if packet.ssrc != self._ssrc:
+            if self._ssrc is not None:  # the sender restarted its stream: new seq and timestamps
+                logger.info("- recorder %s: the stream restarted (new SSRC)", self.id)
+                depacketizer.reset()
+                self._rebase = True
+            self._ssrc = packet.ssrc
         frames = depacketizer.push(packet.sequence_number, packet.timestamp, packet.marker, packet.payload, now)
         for frame in frames:
             self._take(frame, now)
@@ -609,7 +617,13 @@ class Recorder:
             if not frame.keyframe:
                 return
             self._start(frame, now)
-        ext = self._last_ext_ts + _signed32(frame.timestamp - self._last_raw_ts)
+        delta = _signed32(frame.timestamp - self._last_raw_ts)
+        if self._rebase or delta < -self._clock_rate:
+            # a new stream (or timestamps more than a second back): its
+            # timestamps say nothing about ours, the timeline goes on from here
+            self._rebase = False
+            delta = (self._interval or self._clock_rate // 30) if self.kind == "video" else self._clock_rate // 50
+        ext = self._last_ext_ts + delta
         pts = ext - self._first_ts  # type: ignore[operator]
         if pts <= self._last_pts:
             self.frames_dropped += 1  # muxers need increasing timestamps

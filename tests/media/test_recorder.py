@@ -167,7 +167,9 @@ def encode_vp8(count: int = 90, keyframe_every: int = 30, width: int = 320, heig
     return frames
 
 
-def rtp_packets(frames: list[tuple[int, list[bytes]]], seq0: int = 65500, ts0: int = 4294960000) -> list[RtpPacket]:
+def rtp_packets(
+    frames: list[tuple[int, list[bytes]]], seq0: int = 65500, ts0: int = 4294960000, ssrc: int = 1234
+) -> list[RtpPacket]:
     """Real aiortc RtpPackets (sequence numbers and timestamps that wrap)."""
     packets = []
     seq = seq0
@@ -179,7 +181,7 @@ def rtp_packets(frames: list[tuple[int, list[bytes]]], seq0: int = 65500, ts0: i
                     marker=int(k == len(payloads) - 1),
                     sequence_number=seq & 0xFFFF,
                     timestamp=(ts0 + timestamp) & 0xFFFFFFFF,
-                    ssrc=1234,
+                    ssrc=ssrc,
                     payload=payload,
                 )
             )
@@ -365,6 +367,20 @@ async def test_a_recorder_fed_a_lossy_stream_writes_only_whole_frames_and_asks_f
         assert np.array_equal(track.images[t], reference[t]), f"frame at {t} s differs from the source"
     assert track.duration_s == pytest.approx(3.0, abs=0.01)  # 90 frames at 30 fps, the last one lasting 1/30 s
     assert stats["duration_s"] == pytest.approx(3.0, abs=0.01)
+
+
+async def test_a_stream_that_restarts_its_sequence_numbers_and_timestamps_goes_on_in_the_file(
+    tmp_path: Path, vp8_frames: list[tuple[int, list[bytes]]]
+) -> None:
+    # the publisher's stream starts over at frame 30 (a keyframe): new SSRC, random seq and timestamps
+    packets = rtp_packets(vp8_frames[:30]) + rtp_packets(vp8_frames[30:], seq0=20000, ts0=2_000_000_000, ssrc=99)
+    recorder, stats = await record_packets(tmp_path / "restart.webm", packets)
+
+    assert stats["frames"] == 90
+    track = Track(recorder.path)
+    assert len(track.frame_times) == 90 and track.sizes == {(320, 240)}
+    assert all(b > a for a, b in zip(track.packet_times, track.packet_times[1:]))
+    assert track.duration_s == pytest.approx(3.0, abs=0.05)
 
 
 # --- real peers -----------------------------------------------------------------------------------------
