@@ -450,7 +450,7 @@ def export_lesson(
 
         # a hidden name in the same directory, so the rename is atomic; created with the umask
         tmp_name = str(out.parent / f".{out.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-        frames = _encode(manifest, videos, audios, Path(tmp_name), duration, width, height, fps,
+        frames = _encode(manifest, videos, audios, Path(tmp_name), out, duration, width, height, fps,
                          preset, crf, progress)
         os.replace(tmp_name, out)
         tmp_name = None
@@ -469,11 +469,15 @@ def export_lesson(
 
 
 def _encode(manifest: dict[str, Any], videos: list[VideoSource], audios: list[AudioSource], path: Path,
-            duration: float, width: int, height: int, fps: int, preset: str, crf: int,
+            out: Path, duration: float, width: int, height: int, fps: int, preset: str, crf: int,
             progress: Optional[Progress]) -> int:
     total = max(1, math.ceil(duration * fps - 1e-6))
     total_samples = int(round(total / fps * AUDIO_RATE))
-    container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+    try:
+        path.touch(exist_ok=False)  # PyAV opens the file only at the first packet
+        container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         container.metadata.update(_metadata(manifest))
         vstream = container.add_stream("libx264", rate=fps)

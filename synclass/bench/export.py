@@ -388,6 +388,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "courseware": args.courseware,
         "preset": args.preset,
         "out_kbps": round(size * 8 / lesson_s / 1000, 1),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "fixture_s": round(fixture_s, 1),
         "cores": os.cpu_count(),
         "load_before": round(load, 2),
