@@ -22,7 +22,6 @@ properly closed file.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import fractions
 import io
 import logging
@@ -62,14 +61,20 @@ MAX_PENDING_FRAMES = 1000
 # Matroska muxer settings for crash safety: a cluster closes after 1 s of
 # media (or 2 MiB), and every packet flushes the muxer's I/O buffer to the
 # kernel, so a SIGKILL loses at most the open cluster (~1 s).
-MUXER_OPTIONS = {"cluster_time_limit": "1000", "cluster_size_limit": str(2 << 20), "flush_packets": "1"}
+# No CRC-32 elements: the start time tag is patched in place once known (see
+# _FileWriter.set_started_at), and a CRC over it would then be wrong.
+MUXER_OPTIONS = {"cluster_time_limit": "1000", "cluster_size_limit": str(2 << 20), "flush_packets": "1", "write_crc32": "0"}
 # fsync at most this often: a SIGKILL keeps what the kernel has; fsync is for a power cut.
 FSYNC_INTERVAL_S = 1.0
 # A video frame's duration is the time to the next one, but not across a
 # pause: longer intervals count as the previous normal one.
 MAX_FRAME_INTERVAL_S = 0.5
 
+# A global Matroska tag: the unix time of the first frame, "%.6f" (fixed length,
+# so a better value can overwrite it in place).
 STARTED_AT_TAG = "synclass_started_at"
+# The header (where the tag lives) is within this many bytes of the file's start.
+HEADER_BYTES = 65536
 
 CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
 CONTAINERS = {"vp8": ("webm", "webm"), "opus": ("webm", "webm"), "h264": ("mkv", "matroska")}
@@ -409,10 +414,6 @@ class _WriterThread:
                 logger.exception("x recorder writer failed")
 
 
-def _iso_utc(unix: float) -> str:
-    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _opus_template() -> Any:
     """A stream to copy Opus codec parameters from, without opening any codec."""
     scratch = av.open(io.BytesIO(), "w", format="webm")
@@ -433,14 +434,16 @@ class _FileWriter:
         self.failed = False
         self.done = 0  # frames handled (written or dropped), read by the loop
         self._last_sync = 0.0
+        self._tag: Optional[str] = None  # the start time tag's value in the file now
+        self._header_tag: Optional[str] = None  # its value when the header was written
 
     def open(self, width: Optional[int], height: Optional[int], started_at: Optional[float]) -> None:
         try:
             _, fmt = CONTAINERS[self.codec]
             container = av.open(self.path, "w", format=fmt, container_options=dict(MUXER_OPTIONS))
             if started_at is not None:
-                container.metadata[STARTED_AT_TAG] = f"{started_at:.6f}"
-                container.metadata["creation_time"] = _iso_utc(started_at)
+                self._tag = self._header_tag = f"{started_at:.6f}"
+                container.metadata[STARTED_AT_TAG] = self._tag
             if self.codec == "opus":
                 stream = container.add_stream_from_template(_opus_template(), opaque=True)
                 stream.codec_context.extradata = OPUS_HEAD
@@ -476,6 +479,34 @@ class _FileWriter:
             self.failed = True
             logger.exception("x recorder could not write %s", self.path)
 
+    def set_started_at(self, started_at: float) -> None:
+        """A better start time (the publisher's sender report came): overwrite
+        the tag's value in the header, in place (same length)."""
+        value = f"{started_at:.6f}"
+        if self._tag is None or self._tag == value or self.failed:
+            return
+        if self.fd < 0:  # the header is not written yet
+            if self.container is not None:
+                self.container.metadata[STARTED_AT_TAG] = self._tag = self._header_tag = value
+            return
+        if self._patch(self._tag, value):
+            self._tag = value
+
+    def _patch(self, old: str, new: str) -> bool:
+        if len(old) != len(new):
+            return False
+        try:
+            with open(self.path, "r+b") as f:
+                head = f.read(HEADER_BYTES)
+                if head.count(old.encode()) != 1:
+                    return False
+                f.seek(head.find(old.encode()))
+                f.write(new.encode())
+            return True
+        except OSError:
+            logger.exception("x recorder could not update the start time of %s", self.path)
+            return False
+
     def close(self, done: Callable[[], None]) -> None:
         try:
             if self.container is not None:
@@ -484,6 +515,9 @@ class _FileWriter:
                 except Exception:
                     logger.exception("x recorder could not finalize %s", self.path)
                 self.container = None
+                # the trailer rewrote the tags as they were when the header was written
+                if self._header_tag is not None and self._tag is not None and self._header_tag != self._tag:
+                    self._patch(self._header_tag, self._tag)
             if self.fd >= 0:
                 try:
                     os.fsync(self.fd)
@@ -553,14 +587,20 @@ class Recorder:
     @property
     def started_at(self) -> Optional[float]:
         """Unix time of the first written frame: by the publisher's sender reports when known."""
-        if self._first_ts is None:
-            return None
-        if self._started_at_sr is None and self._producer is not None:
-            mapping = self._producer.sr_mapping
-            if mapping is not None:
-                wall, rtp = mapping
-                self._started_at_sr = wall + _signed32(self._first_ts - rtp) / self._clock_rate
+        self._refine_started_at()
         return self._started_at_sr if self._started_at_sr is not None else self._first_wall
+
+    def _refine_started_at(self) -> None:
+        """Once the publisher's first sender report is known, map the first
+        frame's RTP timestamp to its wall clock, and correct the file's tag."""
+        if self._started_at_sr is not None or self._first_ts is None or self._producer is None:
+            return
+        mapping = self._producer.sr_mapping
+        if mapping is None:
+            return
+        wall, rtp = mapping
+        self._started_at_sr = wall + _signed32(self._first_ts - rtp) / self._clock_rate
+        self._thread.submit(self._writer.set_started_at, self._started_at_sr)
 
     def stats(self) -> dict[str, Any]:
         try:
@@ -595,6 +635,8 @@ class Recorder:
                 logger.info("- recorder %s: the stream restarted (new SSRC)", self.id)
                 depacketizer.reset()
                 self._rebase = True
+                if self._started_at_sr is None and self._first_wall is not None:
+                    self._started_at_sr = self._first_wall  # new timestamps: no mapping for the first frame now
             self._ssrc = packet.ssrc
         frames = depacketizer.push(packet.sequence_number, packet.timestamp, packet.marker, packet.payload, now)
         for frame in frames:
@@ -617,6 +659,8 @@ class Recorder:
             if not frame.keyframe:
                 return
             self._start(frame, now)
+        if self._started_at_sr is None:
+            self._refine_started_at()
         delta = _signed32(frame.timestamp - self._last_raw_ts)
         if self._rebase or delta < -self._clock_rate:
             # a new stream (or timestamps more than a second back): its
@@ -669,12 +713,10 @@ class Recorder:
 
     async def _finalize(self) -> dict[str, Any]:
         self._closed = True
+        self._refine_started_at()
         producer, self._producer = self._producer, None
         if producer is not None:
             producer._detach_recorder(self)
-            if self._started_at_sr is None and producer.sr_mapping is not None and self._first_ts is not None:
-                wall, rtp = producer.sr_mapping
-                self._started_at_sr = wall + _signed32(self._first_ts - rtp) / self._clock_rate
         self._depacketizer.flush()
         if self._held is not None:
             frame, pts = self._held

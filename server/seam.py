@@ -173,8 +173,8 @@ class Recorder(Protocol):
         "width"/"height" (video, from the first keyframe; None for audio)}``.
         ``started_at`` comes from the publisher's sender reports, so the audio
         and video of one publisher line up; until the first report it is the
-        first frame's arrival time (and the file keeps that estimate if no
-        report came before the first frame). It changes at most once."""
+        first frame's arrival time. It changes at most once (the file's tag,
+        which ``recover_recording`` reads, follows within milliseconds)."""
 
     async def close(self) -> dict[str, Any]:
         """Finalize the file (cues, duration) and return the final stats. Safe twice."""

@@ -237,12 +237,21 @@ class StubRouter:
         pass
 
 
+def feed(recorder: Recorder, packets: list[RtpPacket], first: RtpPacket, base: float = 1_763_860_000.0) -> None:
+    for packet in packets:  # arriving in real time: a frame's packets together, 30 frames a second
+        recorder.on_rtp(packet, base + ((packet.timestamp - first.timestamp) & 0xFFFFFFFF) / 90000)
+
+
 async def record_packets(path: Path, packets: list[RtpPacket], producer: StubProducer | None = None) -> tuple[Recorder, dict[str, Any]]:
     producer = producer or StubProducer()
     recorder = Recorder(StubRouter(), producer, str(path))  # type: ignore[arg-type]
-    for packet in packets:  # arriving in real time: a frame's packets together, 30 frames a second
-        recorder.on_rtp(packet, 1000.0 + ((packet.timestamp - packets[0].timestamp) & 0xFFFFFFFF) / 90000)
+    feed(recorder, packets, packets[0])
     return recorder, await recorder.close()
+
+
+def started_at_tag(path: str | Path) -> str:
+    with av.open(str(path)) as container:
+        return next(v for k, v in container.metadata.items() if k.lower() == "synclass_started_at")
 
 
 def reference_images(frames: list[tuple[int, list[bytes]]]) -> dict[float, np.ndarray]:
@@ -383,6 +392,32 @@ async def test_a_stream_that_restarts_its_sequence_numbers_and_timestamps_goes_o
     assert track.duration_s == pytest.approx(3.0, abs=0.05)
 
 
+async def test_the_start_time_moves_once_to_the_sender_report_mapping_in_the_stats_and_the_file(
+    tmp_path: Path, vp8_frames: list[tuple[int, list[bytes]]]
+) -> None:
+    packets = rtp_packets(vp8_frames)
+    producer = StubProducer()
+    recorder = Recorder(StubRouter(), producer, str(tmp_path / "sync.webm"))  # type: ignore[arg-type]
+    half = packets_of_frame(packets, vp8_frames, 45)[0]
+    base = 1_763_860_000.0
+    feed(recorder, packets[:half], packets[0], base)
+    assert recorder.stats()["started_at"] == base  # no sender report yet: the first frame's arrival
+    await wait_for(lambda: os.path.getsize(recorder.path) > 1000, 5, "the header on disk")
+    assert started_at_tag(recorder.path) == f"{base:.6f}"
+
+    # the publisher's first sender report: its clock says the first frame was captured 0.25 s before it arrived
+    producer.sr_mapping = (base - 0.25 + 1.0, (packets[0].timestamp + 90000) & 0xFFFFFFFF)
+    feed(recorder, packets[half:], packets[0], base)
+    assert recorder.stats()["started_at"] == pytest.approx(base - 0.25, abs=1e-6)
+    await asyncio.sleep(0.3)  # the writer thread patches the header
+    assert started_at_tag(recorder.path) == f"{base - 0.25:.6f}", "a crash now would recover the old start"
+    producer.sr_mapping = (base + 5.0, packets[0].timestamp)  # later reports do not move it again
+    stats = await recorder.close()
+    assert stats["started_at"] == pytest.approx(base - 0.25, abs=1e-6)
+    assert started_at_tag(recorder.path) == f"{base - 0.25:.6f}"  # the trailer rewrote the tags; fixed again
+    assert Track(recorder.path).duration_s == pytest.approx(3.0, abs=0.01)
+
+
 # --- real peers -----------------------------------------------------------------------------------------
 async def test_a_vp8_and_opus_publisher_is_recorded_and_finalized_when_its_producers_close(
     plane: MediaPlane, publishers: Publishers, tmp_path: Path
@@ -435,7 +470,7 @@ async def test_a_vp8_and_opus_publisher_is_recorded_and_finalized_when_its_produ
     assert audio_track.samples / 48000 == pytest.approx(a["duration_s"], abs=0.1)
     assert audio_track.peak > 0.05, "the recorded audio is silent, the tone should be there"
     for track, stats in ((video_track, v), (audio_track, a)):
-        assert track.started_at == pytest.approx(stats["started_at"], abs=0.5)
+        assert track.started_at == pytest.approx(stats["started_at"], abs=2e-6)
         assert CUES_ID in Path(track.path).read_bytes(), "no cues: seeking would not work"
 
 
@@ -531,7 +566,7 @@ async def test_recordings_survive_sigkill_up_to_the_last_2_s_and_are_recovered(p
             killed = Track(path)
             raw = Path(path).read_bytes()
             assert CUES_ID not in raw and killed.duration_s is None, "the killed file looks finalized"
-            assert killed.started_at == pytest.approx(live["started_at"], abs=0.5)
+            assert killed.started_at == pytest.approx(live["started_at"], abs=2e-6)
             last_wall = killed.started_at + killed.frame_times[-1]
             print(f"{os.path.basename(path)}: {len(killed.frame_times)} frames decode, the last {killed_at - last_wall:.2f} s before the kill")
             assert last_wall >= killed_at - 2.0, f"{path}: decodes only up to {killed_at - last_wall:.2f} s before the kill"
