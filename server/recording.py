@@ -157,6 +157,9 @@ class Recordings:
     ) -> None:
         self.store = store
         self.media = media
+        # a media plane that cannot record (a test fake of the seam before
+        # recording) records nothing
+        self.enabled = media is not None and hasattr(media, "recover_recording")
         self.root = root
         self.clock = clock
         self.lessons: dict[str, LessonRecording] = {}
@@ -180,8 +183,19 @@ class Recordings:
         """Start the recovery of interrupted lessons and the stats tick (in
         the background: serving does not wait for either)."""
         loop = asyncio.get_running_loop()
-        self._recovery = loop.create_task(self.recover(), name="recordings-recovery")
+        self._recovery = loop.create_task(self._recover_logged(), name="recordings-recovery")
         self._tick = loop.create_task(self._ticking(), name="recordings-tick")
+
+    async def _recover_logged(self) -> None:
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("x recovering interrupted recordings failed")
+        finally:
+            self._scanned.set()  # never leave a lesson waiting for a scan that died
+            for event in self.recovering.values():
+                event.set()
+            self.recovering.clear()
 
     async def wait_recovered(self) -> None:
         if self._recovery is not None:
@@ -207,7 +221,7 @@ class Recordings:
     def changed(self, live: LiveSession) -> None:
         """The lesson's producers or stage changed: bring the recorders in
         line, in the lesson's worker task. Cheap; call it after any change."""
-        if self.media is None or not live.session.record or live.ended:
+        if not self.enabled or not live.session.record or live.ended:
             return
         rec = self.lessons.get(live.session.id)
         if rec is None:
@@ -478,12 +492,12 @@ class Recordings:
                 continue
             path = directory / str(track["file"])
             stats = None
-            if self.media is not None and path.is_file():
+            if self.enabled and path.is_file():
                 try:
-                    stats = await self.media.recover_recording(str(path))
+                    stats = await self.media.recover_recording(str(path))  # type: ignore[union-attr]
                 except Exception:
                     log.exception("x recovering %s failed", path)
-            elif self.media is None:
+            elif not self.enabled:
                 stats = {"bytes": path.stat().st_size if path.is_file() else 0,
                          "duration_s": track.get("duration_s") or 0.0}
             if stats is None:

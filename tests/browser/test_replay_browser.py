@@ -57,7 +57,8 @@ async def record_lesson(data_dir: Path) -> str:
 
 
 def test_the_replay_page_plays_a_recorded_lesson_and_seeks(
-    tmp_path: Path, serve_app: Callable[..., Any], launch_browser: Callable[..., Any], netns_link: Any
+    tmp_path: Path, serve_app: Callable[..., Any], launch_browser: Callable[..., Any], netns_link: Any,
+    artifacts_dir: Path,
 ) -> None:
     data = tmp_path / "data"
     # Playwright's sync API holds this thread's event loop: record on another thread
@@ -71,7 +72,7 @@ def test_the_replay_page_plays_a_recorded_lesson_and_seeks(
                         token_secret=(data / "token_secret").read_text().strip())
     server = serve_app(lambda: create_app(settings))
     browser = launch_browser(server.origin)
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     console: list[str] = []
     record_console(page, console, "replay")
     statuses: list[tuple[int, str]] = []
@@ -82,6 +83,7 @@ def test_the_replay_page_plays_a_recorded_lesson_and_seeks(
     row = page.locator(f"tr[data-recording='{session_id}']")
     row.wait_for(timeout=10_000)
     assert "分数的认识" in row.inner_text()
+    page.locator("#library").screenshot(path=str(artifacts_dir / "admin_library.png"))
     href = row.locator("a.replay").get_attribute("href")
     assert href == f"replay.html?id={session_id}&key={key}"
 
@@ -97,6 +99,7 @@ def test_the_replay_page_plays_a_recorded_lesson_and_seeks(
     )
     courseware = page.evaluate("() => document.querySelector('#courseware-video').videoWidth")
     assert courseware == 640, console
+    page.screenshot(path=str(artifacts_dir / "replay.png"))
     audio = page.evaluate("() => [...document.querySelectorAll('#audio audio')].map(a => a.currentTime)")
     assert len(audio) == 1 and audio[0] > 0.5, (audio, console)
 

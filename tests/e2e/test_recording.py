@@ -97,7 +97,7 @@ def test_durations_and_offsets_line_up_with_the_lesson(
         assert abs(t["offset_s"] + t["duration_s"] - lesson_s) < 1.0, (t, lesson_s)
         assert DEMO_SECONDS - 1.0 < t["duration_s"] < DEMO_SECONDS + 5.0, t
     # her camera and mic start together (sender reports map both clocks)
-    assert abs(teacher[0]["offset_s"] - teacher[1]["offset_s"]) < 0.3, teacher
+    assert abs(teacher[0]["offset_s"] - teacher[1]["offset_s"]) < 0.6, teacher
     # the classroom was called on stage a third into the lesson and stayed
     camera_start = teacher[0]["offset_s"]
     for t in classroom:
