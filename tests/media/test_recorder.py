@@ -614,6 +614,10 @@ async def test_a_file_cut_mid_cluster_is_recovered_up_to_the_cut(tmp_path: Path,
     header_only.write_bytes(full.read_bytes()[:150])
     assert recover_file(str(header_only)) is None
     assert header_only.read_bytes() == full.read_bytes()[:150], "an unplayable file must be left as it is"
+    reserved = tmp_path / "reserved.webm"  # killed before its first keyframe: the name was taken, nothing written
+    reserved.write_bytes(b"")
+    assert recover_file(str(reserved)) is None and reserved.exists()
+    assert not [n for n in os.listdir(tmp_path) if "recovering" in n]
     shutil.copy(full, tmp_path / "copy.webm")
     again = recover_file(str(tmp_path / "copy.webm"))  # a complete file stays complete
     assert again is not None and again["frames"] == 90
