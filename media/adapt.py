@@ -30,8 +30,15 @@ by sending more, and with discrete layers "more" means a whole layer step
 loss is withdrawn and doubles the clean stretch needed before the next one
 (2 s, 4 s, 8 s), so a clean link whose next layer does not fit is probed
 about every 12 s (8 s + the selector's 2 s hold + detection), and a link
-that got better is found within ~8 s. The LayerSelector adds hold
-times so the forwarded layer steps up one layer at a time and does not flap.
+that got better is found within ~8 s. While a video is paused, a climb is a
+padding probe instead (PROBE_STEP): the link is proven in steps before the
+video comes back, so a 64 kbps link never gets a layer it cannot carry. The
+LayerSelector adds hold times so the forwarded layer steps up one layer at a
+time and does not flap.
+
+Besides receiver reports, ``on_fast_loss`` takes the loss the subscriber's
+NACKs tell (``NackMeter``) an RTT after it happens: a rate drop is acted on
+~0.5 s before the next receiver report would show it.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["Demand", "allocate", "LinkEstimator", "LayerSelector"]
+__all__ = ["Demand", "allocate", "LinkEstimator", "LayerSelector", "NackMeter"]
 
 # -- loss bands (Galène) -------------------------------------------------------
 # Below LOSS_LOW the link is taken as uncongested and the estimate grows;
@@ -88,6 +95,10 @@ DELIVERED_SLACK = 1.25
 # through also under-measures the link). Cutting again would take a 300 kbps
 # link from layer 2 straight to audio only. Clearly worse loss is acted on:
 # a drop in the middle of an RR interval first shows as half its loss.
+# The loss NACKs tell at the onset of a drop reads low (their window still
+# holds the ramp-up: 0.6-0.7 where the reports then say 0.8), so a cut by it
+# takes what got through as it is, without DELIVERED_SLACK on top.
+FAST_SLACK = 1.0
 CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms RTT
 # ... and a clearly worse one within the hold cuts to no less than this share
 # of the estimate it finds: measured behind a 600 ms queue, the second report
@@ -130,9 +141,16 @@ CLIMB_WAIT_MAX_S = 8.0
 # without congestion (and without another hold-band climb); doubled by each
 # failed climb up to HOLD_CLIMB_WAIT_MAX_S, back to the start only after a
 # climb that held. A 300 kbps / 5 % link on layer 2 thus tries layer 1 after
-# 20, 40, 80, 160 s, then every 4 minutes.
+# 60 (HOLD_CLIMB_AFTER_CUT_S, below), 120, 240 s, then every 4 minutes.
 HOLD_CLIMB_WAIT_S = 20.0
 HOLD_CLIMB_WAIT_MAX_S = 240.0
+# ... but after a cut for congestion (the link just could not carry more) the
+# first hold-band climb waits at least this long. On a link that stays
+# lossy, a try of the next layer costs a freeze of over a second whatever
+# happens next (on a 300 kbps link the 640x360 key frame alone takes ~1 s),
+# so trying once a minute keeps such freezes to one a minute. Clean links
+# (a link that got better) climb by the clean-run climbs, unaffected.
+HOLD_CLIMB_AFTER_CUT_S = 60.0
 # ... except while a video is paused for want of budget (``set_need``): pupils
 # without any picture are worse off than a short probe, so a hold-band link
 # tries to reach the budget that unpauses it after UNPAUSE_WAIT_S (scaled by
@@ -141,6 +159,18 @@ HOLD_CLIMB_WAIT_MAX_S = 240.0
 # (enough for the lowest layer, not a jump to the next one).
 UNPAUSE_WAIT_S = 2.0
 UNPAUSE_HEADROOM = 1.15
+# While a video is paused and its subscriber can take padding (an RTX stream),
+# a climb is a padding probe instead of a switch to the lowest layer: a layer
+# that does not fit loses its key frame and, on a 64 kbps link, holds the
+# audio behind it for over half a second, where padding that does not fit
+# only fills the queue a little. A probe adds padding up to PROBE_STEP x what
+# is sent or was last proven (within PROBE_KEEP_S), no higher than the
+# unpause budget; the controller sends it and reports whether the link
+# carried it (on_probe_result). A link is thus proven in steps of 2x (80,
+# 160, 230 kbps from audio only) and the video comes back when the proven
+# rate reaches its budget.
+PROBE_STEP = 2.0
+PROBE_KEEP_S = 10.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -343,6 +373,13 @@ class LinkEstimator:
         self._failed_climbs = 0
         self._need: Optional[float] = None
         self._delivered: Optional[float] = None
+        # padding probes (see PROBE_STEP)
+        self.can_probe = False  # set by the controller: a paused video can carry padding now
+        self._probe_wanted: Optional[float] = None
+        self._probing = False
+        self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
+        self._probes = 0
+        self._failed_probes = 0
 
     # -- inputs ----------------------------------------------------------------
     def on_report(
@@ -375,29 +412,7 @@ class LinkEstimator:
             if loss <= LOSS_SEVERE and (prev_loss is None or prev_loss <= LOSS_HIGH):
                 return  # one report of 10-40 %: noise until the next one says so too
             cut = loss if loss > LOSS_SEVERE or prev_loss is None else min(loss, prev_loss)
-            failed = self._congestion(now)
-            target: Optional[float] = None
-            within_hold = now - self._cut_at < CUT_HOLD_S - _EPS
-            if not within_hold or cut > self._cut_loss + CUT_WORSE:
-                self._cut_at, self._cut_loss = now, cut
-                target = self._est * (1.0 - cut / 2.0)
-                if sent > 0:
-                    through = sent * (1.0 - cut) if self._delivered is None else self._delivered
-                    target = min(target, through * DELIVERED_SLACK)
-                if within_hold:
-                    # a second, worse report right after a cut still straddles the
-                    # overload: it may halve the estimate again, not more
-                    target = max(target, self._est * REPEAT_CUT_FLOOR)
-            if failed is not None:
-                back, used = self._withdraw(failed, sent, loss)
-                # A used probe caused the loss: back to where it started, even if what
-                # got through (in reports straddling the switch) reads lower.
-                target = back if target is None or used else min(target, back)
-                if used:
-                    self._cut_at, self._cut_loss = now, 1.0  # explains any loss until the switch back lands
-            if target is not None and target < self._est:
-                self._congested_at = now
-                self._set(now, target, "climb failed" if failed else "loss>40%" if cut > LOSS_SEVERE else "loss>10%")
+            self._heavy_loss(now, cut, loss, sent)
             return
 
         self._sent_hist.append((now, sent))
@@ -433,6 +448,23 @@ class LinkEstimator:
         """The budget that would unpause a paused video (what its lowest layer
         needs on top of what is sent), or None when no video is paused."""
         self._need = None if bps is None else float(bps)
+
+    fast_loss_threshold = LOSS_SEVERE
+
+    def on_fast_loss(self, now: float, loss: float, sent_bps: float) -> None:
+        """Loss measured from the subscriber's NACKs over its last few dozen
+        packets (an RTT after the fact, where a receiver report may take
+        another second). Only unambiguous congestion (> LOSS_SEVERE) acts, and
+        only outside the hold after a cut: NACKs keep describing the old rate
+        for a queue's delay after a cut, while what is sent already fell.
+        The receiver reports that follow are judged as after any cut."""
+        loss = min(max(float(loss), 0.0), 1.0)
+        if loss <= LOSS_SEVERE or sent_bps <= 0 or now - self._cut_at < CUT_HOLD_S - _EPS:
+            return
+        self._clean_since = None
+        self._sent_hist.clear()
+        self._delivered = None
+        self._heavy_loss(now, loss, loss, float(sent_bps), fast=True)
 
     def _unpausing(self) -> bool:
         return self._need is not None and self._est < self._need
@@ -478,11 +510,45 @@ class LinkEstimator:
             "climbing": self._climb is not None,
             "climbs": self._climbs,
             "failed_climbs": self._failed_climbs,
+            "probes": self._probes,
+            "failed_probes": self._failed_probes,
+            "probing": self._probing,
             "reason": self._reason,
             "changed_at": self._changed_at,
         }
 
     # -- internals -------------------------------------------------------------
+    def _heavy_loss(self, now: float, cut: float, loss: float, sent: float, fast: bool = False) -> None:
+        """Confirmed congestion: cut the estimate (see DELIVERED_SLACK, CUT_HOLD_S) and fail a pending climb."""
+        failed = self._congestion(now)
+        target: Optional[float] = None
+        within_hold = now - self._cut_at < CUT_HOLD_S - _EPS
+        if not within_hold or cut > self._cut_loss + CUT_WORSE:
+            self._cut_at, self._cut_loss = now, cut
+            target = self._est * (1.0 - cut / 2.0)
+            if sent > 0:
+                through = sent * (1.0 - cut) if self._delivered is None else self._delivered
+                target = min(target, through * (FAST_SLACK if fast else DELIVERED_SLACK))
+            if within_hold:
+                # a second, worse report right after a cut still straddles the
+                # overload: it may halve the estimate again, not more
+                target = max(target, self._est * REPEAT_CUT_FLOOR)
+        if failed is not None:
+            back, used = self._withdraw(failed, sent, loss)
+            # A used probe caused the loss: back to where it started, even if what
+            # got through (in reports straddling the switch) reads lower.
+            target = back if target is None or used else min(target, back)
+            if used:
+                self._cut_at, self._cut_loss = now, 1.0  # explains any loss until the switch back lands
+        if target is not None and target < self._est:
+            self._congested_at = now
+            if failed is None:
+                # the link just failed to carry more: a hold-band climb now would
+                # be a layer step it most likely cannot carry either
+                self._hold_wait = max(self._hold_wait, HOLD_CLIMB_AFTER_CUT_S)
+            reason = "climb failed" if failed else "loss>40%" if cut > LOSS_SEVERE else "loss>10%"
+            self._set(now, target, reason + " (nack)" if fast else reason)
+
     def _clamp(self, bps: float) -> float:
         return min(max(bps, self._min), self._max)
 
@@ -550,7 +616,10 @@ class LinkEstimator:
         return now - calm_since >= wait - _EPS
 
     def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
-        """Raise the estimate by one climb if that goes above ``above`` (and the estimate)."""
+        """Raise the estimate by one climb if that goes above ``above`` (and the estimate);
+        while a video is paused and padding can be sent, ask for a probe instead."""
+        if self.can_probe and self._unpausing():
+            return self._ask_probe(now, sent_ref)
         cap = max(sent_ref * PROBE_MAX_RATIO, sent_ref + PROBE_MIN_BPS)
         if hold_band and self._need is not None and self._unpausing():
             cap = min(cap, self._need * UNPAUSE_HEADROOM)
@@ -567,6 +636,121 @@ class LinkEstimator:
         self._climbs += 1
         self._set(now, target, "climb (2-10% loss)" if hold_band else "climb")
         return True
+
+
+    # -- probes ------------------------------------------------------------------
+    def _ask_probe(self, now: float, sent_ref: float) -> bool:
+        if self._probing or self._probe_wanted is not None or self._need is None:
+            return False
+        proven_bps, proven_at = self._proven
+        base = max(sent_ref, proven_bps if now - proven_at <= PROBE_KEEP_S + _EPS else 0.0)
+        target = min(base * PROBE_STEP, self._need * UNPAUSE_HEADROOM, self._max)
+        if target <= base * 1.05:
+            return False
+        self._probe_wanted = target
+        self._last_climb_at = now
+        self._hold_series_at = now
+        self._probes += 1
+        return True
+
+    def take_probe(self) -> Optional[float]:
+        """The total rate (bps) a probe should reach, once per probe asked for; None if none."""
+        target, self._probe_wanted = self._probe_wanted, None
+        if target is not None:
+            self._probing = True
+        return target
+
+    def on_probe_result(self, now: float, target_bps: float, carried: bool) -> None:
+        """The link carried the probe's rate (or not: a failed climb, with its back-off)."""
+        self._probing = False
+        if carried:
+            self._proven = (float(target_bps), now)
+            if target_bps > self._est:
+                self._set(now, target_bps, "probe")
+            return
+        self._failed_probes += 1
+        self._clean_since = None
+        self._congested_at = now
+        self._wait = min(self._wait * 2.0, CLIMB_WAIT_MAX_S)
+        self._hold_wait = min(self._hold_wait * 2.0, HOLD_CLIMB_WAIT_MAX_S)
+
+
+# -- the fast loss signal ------------------------------------------------------
+# How many sequence numbers the first NACK after a quiet stretch is taken to
+# cover at most, and how many recently NACKed numbers are remembered so that a
+# repeated NACK is not counted again.
+NACK_SPAN_MAX = 64
+NACK_REMEMBER = 1024
+
+
+class NackMeter:
+    """Loss as one subscriber's NACKs of one stream tell it, an RTT after it
+    happens (receiver reports come only every 0.5-1.5 s).
+
+    A receiver NACKs when a packet arrives after a gap, listing every sequence
+    number still missing (again and again until it arrives: aiortc resends
+    its whole list, libwebrtc each number up to ~10 times). So a NACK's *new*
+    numbers, against the sequence numbers since the previous NACK's highest
+    one, are the loss of that stretch: the numbers in between that were not
+    NACKed were received.
+    """
+
+    def __init__(self) -> None:
+        self.log: deque[tuple[float, int, int]] = deque(maxlen=64)  # (time, newly missing, numbers covered)
+        self.nacked = 0  # distinct sequence numbers reported missing
+        self._seen: set[int] = set()
+        self._order: deque[int] = deque()
+        self._hi: Optional[int] = None  # one past the highest number NACKed so far
+
+    def add(self, now: float, lost: list[int]) -> bool:
+        """One NACK's list of missing sequence numbers; True if it reported new ones."""
+        new = 0
+        top: Optional[int] = None
+        for seq in lost:
+            seq &= 0xFFFF
+            if top is None or 0 < ((seq - top) & 0xFFFF) < 0x8000:
+                top = seq
+            if seq in self._seen:
+                continue
+            self._seen.add(seq)
+            self._order.append(seq)
+            new += 1
+        while len(self._order) > NACK_REMEMBER:
+            self._seen.discard(self._order.popleft())
+        if not new or top is None:
+            return False
+        self.nacked += new
+        hi = (top + 1) & 0xFFFF
+        if self._hi is None:
+            span = NACK_SPAN_MAX
+        else:
+            ahead = (hi - self._hi) & 0xFFFF
+            if ahead >= 0x8000:  # all older than what an earlier NACK covered
+                span, hi = 0, self._hi
+            else:
+                span = min(ahead, NACK_SPAN_MAX)
+        self._hi = hi
+        self.log.append((now, new, max(span, new)))
+        return True
+
+    def window(self, now: float, seconds: float) -> tuple[int, int]:
+        """(missing, sequence numbers covered) by the NACKs of the last ``seconds``.
+        The oldest of them counts only what it reports missing and the packet
+        that revealed the gap: the clean stretch before it belongs to the time
+        before the window, and counting it would water down the loss of a
+        sudden rate drop (which is when this signal matters)."""
+        lost = span = 0
+        oldest: Optional[tuple[int, int]] = None
+        for at, new, covered in reversed(self.log):
+            if now - at > seconds + _EPS:
+                break
+            if oldest is not None:
+                span += oldest[1]
+            lost += new
+            oldest = (new, covered)
+        if oldest is not None:
+            span += oldest[0] + 1
+        return lost, span
 
 
 # -- layer selection -----------------------------------------------------------

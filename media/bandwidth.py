@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from .adapt import Demand, LayerSelector, LinkEstimator, allocate
@@ -43,9 +44,26 @@ REALLOCATE_S = 2.0
 # A track's delivered rate (from its receiver reports) counts this long.
 DELIVERED_FRESH_S = 3.0
 INITIAL_BPS = 5_000_000
+# The fast loss signal: the subscriber's NACKs of the last NACK_WINDOW_S, once
+# they cover at least NACK_MIN_SPAN sequence numbers, give the loss an RTT
+# after it happened (see Consumer._note_nack). A rate drop shows there ~0.5 s
+# before the next receiver report would tell it.
+NACK_WINDOW_S = 0.4
+NACK_MIN_SPAN = 20
 # What a layer needs before its producer has been measured (bps), by layer index.
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
 NOMINAL_AUDIO_BPS = 40_000
+# Padding probes (see media.adapt.PROBE_STEP): padding goes out every
+# PROBE_TICK_S; the probe is judged by the first report of the RTX stream
+# (where the padding travels) that arrives PROBE_MIN_S after it started, or
+# at PROBE_MAX_S by the other streams' reports. It failed if the padding (or
+# the other streams) lost PROBE_LOSS_MARGIN more than before it, or if a
+# round trip grew by PROBE_RTT_RISE_S (a queue filling up).
+PROBE_TICK_S = 0.02
+PROBE_MIN_S = 0.8
+PROBE_MAX_S = 2.5
+PROBE_LOSS_MARGIN = 0.05
+PROBE_RTT_RISE_S = 0.08
 # Priorities (lower first): the control plane sets ``priority`` in a consumer's app_data.
 DEFAULT_PRIORITY = 3
 
@@ -70,6 +88,9 @@ class DownlinkController:
         self._soon: Optional[asyncio.TimerHandle] = None
         self.allocation: dict[str, Optional[int]] = {}
         self._allocated_at = -1e9
+        self._nack_soon: Optional[asyncio.TimerHandle] = None
+        self._probe: Optional[_Probe] = None
+        self.probes: list[dict[str, Any]] = []  # the last few probes and their verdicts (for stats)
 
     def start(self) -> None:
         if self._task is None:
@@ -82,12 +103,47 @@ class DownlinkController:
         if self._soon is not None:
             self._soon.cancel()
             self._soon = None
+        if self._nack_soon is not None:
+            self._nack_soon.cancel()
+            self._nack_soon = None
+        if self._probe is not None and self._probe.timer is not None:
+            self._probe.timer.cancel()
+        self._probe = None
 
     def feedback(self) -> None:
         """A consumer got a receiver report or REMB: decide soon (the reports of
         one RTCP compound packet arrive together and are taken in one step)."""
         if self._soon is None and self._task is not None:
             self._soon = asyncio.get_running_loop().call_later(FEEDBACK_DELAY_S, self._tick_now)
+
+    def nack_loss(self) -> None:
+        """A consumer heard of new losses in a NACK: look at the loss soon."""
+        if self._nack_soon is None and self._task is not None:
+            self._nack_soon = asyncio.get_running_loop().call_later(FEEDBACK_DELAY_S, self._nack_now)
+
+    def _nack_now(self) -> None:
+        self._nack_soon = None
+        try:
+            now = time.monotonic()
+            loss = self.nack_loss_fraction(now)
+            if loss is not None and loss > self.estimator.fast_loss_threshold:
+                self.tick(now, fast_loss=loss)
+        except Exception:
+            logger.exception("x rate control failed")
+
+    def nack_loss_fraction(self, now: float) -> Optional[float]:
+        """Loss over the sequence numbers the NACKs of the last NACK_WINDOW_S
+        covered (all video consumers, see NackMeter.window), or None if they
+        cover fewer than NACK_MIN_SPAN."""
+        lost = span = 0
+        for c in self._consumers:
+            if c.kind == "video" and not c.closed:
+                c_lost, c_span = c.nack_meter.window(now, NACK_WINDOW_S)
+                lost += c_lost
+                span += c_span
+        if span < NACK_MIN_SPAN:
+            return None
+        return lost / span
 
     def _tick_now(self) -> None:
         self._soon = None
@@ -105,7 +161,7 @@ class DownlinkController:
                 logger.exception("x rate control failed")
 
     # -- one step ------------------------------------------------------------------
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, fast_loss: Optional[float] = None) -> None:
         consumers = [c for c in self._consumers if not c.closed]
         dt = max(1e-3, now - self._last_tick)
         self._last_tick = now
@@ -141,9 +197,14 @@ class DownlinkController:
                 now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None
             )
         news = bool(reported_packets)
+        if fast_loss is not None:
+            self.estimator.on_fast_loss(now, fast_loss, sent_bps)
+            news = True
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
             self.estimator.on_remb(now, remb)
+            news = True
+        if self._probe is not None and self._probe_verdict(now, consumers):
             news = True
         if not news and now - self._allocated_at < REALLOCATE_S and len(self._selectors) >= sum(
             1 for c in consumers if c.kind == "video"
@@ -164,6 +225,12 @@ class DownlinkController:
             )
         self.allocation = allocation
         self.estimator.set_need(_unpause_need(demands, self.allocation))
+        self.estimator.can_probe = self._task is not None and any(
+            c.kind == "video" and allocation.get(c.id) is None and c.can_pad for c in consumers
+        )
+        target = self.estimator.take_probe()
+        if target is not None:
+            self._start_probe(now, target, sent_bps, consumers)
         for c in consumers:
             if c.kind != "video":
                 continue
@@ -180,6 +247,86 @@ class DownlinkController:
             layer = None if chosen is None else present[chosen]
             if layer != c.target_layer:
                 c.set_layer(layer)
+
+    # -- probes --------------------------------------------------------------------
+    def _start_probe(self, now: float, target_bps: float, sent_bps: float, consumers: list["Consumer"]) -> None:
+        paused = [c for c in consumers if c.kind == "video" and self.allocation.get(c.id) is None and c.can_pad]
+        if not paused:
+            self.estimator.on_probe_result(now, target_bps, False)
+            return
+        pad_bps = target_bps - sent_bps
+        rtts = [rtt for c in consumers if c.last_rtt is not None and now - c.last_rtt[0] <= 10.0
+                for rtt in (c.last_rtt[1],)]
+        self._probe = _Probe(
+            consumer=paused[0], target_bps=target_bps, pad_bps=max(pad_bps, 0.0), started=now,
+            loss_before=self.estimator.state().get("loss") or 0.0,
+            rtt_before=min(rtts) if rtts else None, rtx_reports=paused[0].rtx_reports,
+        )
+        logger.info("- probe to %d kbps: %d kbps of padding", target_bps // 1000, max(pad_bps, 0) // 1000)
+        if pad_bps <= 0:
+            self._finish_probe(now, True, "already sent")
+            return
+        self._probe.last_pad = now
+        self._probe.timer = asyncio.get_running_loop().call_later(PROBE_TICK_S, self._pad)
+
+    def _pad(self) -> None:
+        probe = self._probe
+        if probe is None:
+            return
+        now = time.monotonic()
+        probe.timer = None
+        try:
+            if now - probe.started >= PROBE_MAX_S:
+                self._probe_verdict(now, [c for c in self._consumers if not c.closed], final=True)
+                return
+            if probe.consumer.closed:
+                self._finish_probe(now, False, "consumer closed")
+                return
+            owed = probe.pad_bps * (now - probe.last_pad) / 8 + probe.debt
+            probe.last_pad = now
+            probe.debt = owed - probe.consumer.send_padding(int(owed)) if owed >= 300 else owed
+        except Exception:
+            logger.exception("x probe failed")
+            self._probe = None
+            self.estimator.on_probe_result(now, probe.target_bps, False)
+            return
+        probe.timer = asyncio.get_running_loop().call_later(PROBE_TICK_S, self._pad)
+
+    def _probe_verdict(self, now: float, consumers: list["Consumer"], final: bool = False) -> bool:
+        """Judge the running probe if its evidence is in; True if it was judged."""
+        probe = self._probe
+        assert probe is not None
+        c = probe.consumer
+        rises = [rtt for x in consumers if x.last_rtt is not None and x.last_rtt[0] >= probe.started + 0.3
+                 for rtt in (x.last_rtt[1],)]
+        if probe.rtt_before is not None and rises and max(rises) > probe.rtt_before + PROBE_RTT_RISE_S:
+            self._finish_probe(now, False, f"rtt {probe.rtt_before * 1000:.0f} -> {max(rises) * 1000:.0f} ms")
+            return True
+        limit = max(probe.loss_before, 0.0) + PROBE_LOSS_MARGIN
+        if c.rtx_reports != probe.rtx_reports and now - probe.started >= PROBE_MIN_S:
+            carried = c.rtx_fraction_lost <= limit
+            self._finish_probe(now, carried, f"padding loss {c.rtx_fraction_lost:.3f}")
+            return True
+        if final or now - probe.started >= PROBE_MAX_S:
+            loss = self.estimator.state().get("loss")
+            carried = loss is not None and loss <= limit and bool(rises or probe.rtt_before is None)
+            self._finish_probe(now, carried, f"no padding report; loss {loss}")
+            return True
+        return False
+
+    def _finish_probe(self, now: float, carried: bool, why: str) -> None:
+        probe = self._probe
+        if probe is None:
+            return
+        self._probe = None
+        if probe.timer is not None:
+            probe.timer.cancel()
+        self.estimator.on_probe_result(now, probe.target_bps, carried)
+        logger.info("- probe to %d kbps %s (%s)", probe.target_bps // 1000, "carried" if carried else "failed", why)
+        self.probes = [*self.probes[-4:], {"target_bps": int(probe.target_bps), "carried": carried, "why": why,
+                                           "seconds": round(now - probe.started, 2)}]
+        self._allocated_at = -1e9  # decide again: the estimate may have changed
+        self.feedback()
 
     def _note_delivered(self, c: "Consumer") -> None:
         """What reached the subscriber of ``c`` between its last two receiver
@@ -199,7 +346,21 @@ class DownlinkController:
         self._delivered[c.id] = (report[0], received * bits_per_packet / (report[0] - previous[0]))
 
     def stats(self) -> dict[str, Any]:
-        return {"estimate": self.estimator.state(), "allocation": dict(self.allocation)}
+        return {"estimate": self.estimator.state(), "allocation": dict(self.allocation), "probes": list(self.probes)}
+
+
+@dataclass
+class _Probe:
+    consumer: "Consumer"
+    target_bps: float
+    pad_bps: float
+    started: float
+    loss_before: float
+    rtt_before: Optional[float]
+    rtx_reports: int
+    last_pad: float = 0.0
+    debt: float = 0.0
+    timer: Optional[asyncio.TimerHandle] = None
 
 
 def _demand(consumer: "Consumer") -> Demand:

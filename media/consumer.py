@@ -26,6 +26,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import aiortc_hooks as hooks
+from .adapt import NackMeter
 from .rtp import ExtensionLayout, abs_send_time_now, ntp_time, patch_header
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 # How long before a waiting video consumer asks again for a keyframe (the
 # first PLI or its keyframe may have been lost).
 KEYFRAME_RETRY_S = 1.0
+# A padding-only RTX packet carries at most 255 bytes of padding (RFC 3550:
+# the last padding byte counts them).
+PADDING_MAX_BYTES = 255
 
 
 class Consumer:
@@ -103,11 +107,20 @@ class Consumer:
         self.packets_lost = 0
         self.jitter = 0
         self.rtt_s: Optional[float] = None
+        self.last_rtt: Optional[tuple[float, float]] = None  # (arrival time, rtt s) of the latest sample
         self.remb_bps: Optional[int] = None
         self.receiver_reports = 0  # counts RR blocks about this track (the controller reads deltas)
         # (arrival time, extended highest seq received, cumulative lost) of the last RR
         self.last_report: Optional[tuple[float, int, int]] = None
         self.on_feedback: Optional[Callable[[], None]] = None  # the rate controller's hook
+        # The fast loss signal: loss as the subscriber's NACKs tell it.
+        self.nack_meter = NackMeter()
+        self.on_nack_loss: Optional[Callable[[], None]] = None  # the rate controller's hook
+        # Probe padding (see send_padding) and what the subscriber reports of it.
+        self.padding_packets = 0
+        self.padding_octets = 0
+        self.rtx_reports = 0
+        self.rtx_fraction_lost = 0.0
         self._lsr = -1
         self._lsr_time = 0.0
         producer._attach(self)
@@ -405,6 +418,10 @@ class Consumer:
         if isinstance(packet, (hooks.RTCP_CLASSES["rr"], hooks.RTCP_CLASSES["sr"])):
             for report in packet.reports:
                 if report.ssrc != self.ssrc:
+                    if report.ssrc == self.rtx_ssrc and self.rtx_ssrc:
+                        # the RTX stream: retransmissions and probe padding
+                        self.rtx_reports += 1
+                        self.rtx_fraction_lost = report.fraction_lost / 256
                     continue
                 self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256
@@ -416,12 +433,16 @@ class Consumer:
                 if report.lsr and report.lsr == self._lsr:
                     rtt = time.time() - self._lsr_time - report.dlsr / 65536
                     if rtt >= 0:
+                        self.last_rtt = (time.monotonic(), rtt)
                         self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
         elif isinstance(packet, hooks.RTCP_CLASSES["rtpfb"]):
             if packet.fmt == hooks.RTPFB_NACK:
                 self.nacks += 1
-                for seq in packet.lost:
+                lost = packet.lost
+                for seq in lost:
                     self._retransmit(seq)
+                if self.nack_meter.add(time.monotonic(), lost) and self.on_nack_loss is not None:
+                    self.on_nack_loss()
         elif isinstance(packet, hooks.RTCP_CLASSES["psfb"]):
             if packet.fmt in (hooks.PSFB_PLI, hooks.PSFB_FIR):
                 self.plis += 1
@@ -435,6 +456,38 @@ class Consumer:
                     self.remb_bps = bitrate
                     if self.on_feedback is not None:
                         self.on_feedback()
+
+    @property
+    def can_pad(self) -> bool:
+        """Whether send_padding can send (an RTX stream was negotiated and the transport is up)."""
+        return self.rtx_payload_type is not None and self.layout is not None and not self._closed
+
+    def send_padding(self, nbytes: int) -> int:
+        """Send about ``nbytes`` of padding-only RTX packets (a bandwidth probe:
+        they carry no media, receivers drop them after counting them, and
+        their losses show in the receiver reports of the RTX stream).
+        Returns the bytes sent on the wire (headers included)."""
+        layout = self.layout
+        if self.rtx_payload_type is None or layout is None or self._closed or nbytes <= 0:
+            return 0
+        send = self._send
+        if send is None:
+            send = self._send = hooks.fast_sender(self._transport.dtls)
+            if send is None:
+                return 0
+        sent = 0
+        while sent < nbytes:
+            pad = PADDING_MAX_BYTES
+            buf = bytearray(layout.header_prefix(abs_send_time_now(), None))
+            buf[0] |= 0x20  # P: the packet ends in padding
+            buf += bytes(pad - 1) + bytes([pad])
+            patch_header(buf, self.rtx_payload_type, self._rtx_seq, self._last_ts, self.rtx_ssrc)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            send(bytes(buf))
+            self.padding_packets += 1
+            self.padding_octets += len(buf)
+            sent += len(buf) + 38  # SRTP tag, UDP, IP (what PACKET_OVERHEAD_BYTES counts, less the RTP header)
+        return sent
 
     def sender_report(self) -> Optional[tuple[int, int, int, int]]:
         """(ntp, rtp timestamp, packet count, octet count) for an RTCP SR, or None.

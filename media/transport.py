@@ -192,6 +192,7 @@ class Transport:
             self._controller = DownlinkController(self._consumers)
             self._controller.start()
         consumer.on_feedback = self._controller.feedback
+        consumer.on_nack_loss = self._controller.nack_loss
         return consumer
 
     async def create_offer(self) -> str:

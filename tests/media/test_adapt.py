@@ -28,10 +28,13 @@ from media.adapt import (
     CLIMB_WAIT_MAX_S,
     CLIMB_WAIT_S,
     DELIVERED_SLACK,
+    HOLD_CLIMB_AFTER_CUT_S,
+    NACK_SPAN_MAX,
     REMB_OVERUSE_BETA,
     Demand,
     LayerSelector,
     LinkEstimator,
+    NackMeter,
     allocate,
 )
 
@@ -56,6 +59,8 @@ class Run:
     estimates: list[tuple[float, int]] = field(default_factory=list)
     allowed: list[tuple[float, dict[str, Optional[int]]]] = field(default_factory=list)
     estimator: Optional[LinkEstimator] = None
+    probes: list[tuple[float, float]] = field(default_factory=list)  # (asked at, total bps)
+    verdicts: list[tuple[float, bool]] = field(default_factory=list)
 
     def history(self, key: str) -> list[tuple[float, Optional[int]]]:
         return self.selectors[key].history()
@@ -102,6 +107,7 @@ def simulate(
     packet_bytes: int = 1200,
     audio_packet_bytes: int = 100,
     rtt_s: float = 0.1,
+    probing: bool = False,
 ) -> Run:
     rng = random.Random(seed)
     estimator = LinkEstimator(0.0)
@@ -117,6 +123,14 @@ def simulate(
         assert all(allowed[d.key] == 0 for d in demands if d.kind == "audio"), "audio must always flow"
         run.estimates.append((t, budget))
         run.allowed.append((t, allowed))
+        if probing:  # as media.bandwidth.DownlinkController does
+            paused = [d for d in videos if allowed[d.key] is None]
+            used = sum(d.layer_bps[layer] for d in demands if (layer := allowed[d.key]) is not None)
+            estimator.set_need(used + paused[0].layer_bps[-1] if paused else None)
+            estimator.can_probe = bool(paused)
+            target = estimator.take_probe()
+            if target is not None:
+                run.probes.append((t, target))
         for d in videos:
             before = run.selectors[d.key].layer
             layer = run.selectors[d.key].update(t, allowed[d.key])
@@ -139,6 +153,9 @@ def simulate(
                 del switch_at[key]
         link = [ln for ln in links if ln.at <= start + 1e-9][-1]
         rate = audio_bps + sum(d.layer_bps[effective[d.key]] for d in videos if effective[d.key] is not None)
+        probe = run.probes[-1] if run.probes and len(run.verdicts) < len(run.probes) else None
+        if probe is not None:
+            rate = max(rate, probe[1])  # padding up to the probe's rate
         lost = 1.0 - (1.0 - link.loss) * min(1.0, link.capacity_bps / rate) if rate > 0 else 0.0
         sent_bits += rate * tick_s
         packets += (audio_bps / (8 * audio_packet_bytes) + (rate - audio_bps) / (8 * packet_bytes)) * tick_s
@@ -151,6 +168,11 @@ def simulate(
             fraction = math.floor(fraction * 256) / 256  # RR fraction lost: 8 bits
             estimator.on_report(t, fraction, sent_bits / report_s, rtt_s)
             sent_bits = lost_bits = packets = 0.0
+            if probe is not None and t - probe[0] >= 0.8 - 1e-9:
+                # the link carried the padding if it fits (what RTX reports / RTT would say)
+                carried = probe[1] <= link.capacity_bps
+                run.verdicts.append((t, carried))
+                estimator.on_probe_result(t, probe[1], carried)
             control(t)
     return run
 
@@ -742,3 +764,132 @@ def test_a_heavy_loss_cut_goes_by_what_was_delivered_when_the_reports_tell_it() 
     plain = LinkEstimator(0.0, initial_bps=2_000_000)
     plain.on_report(1.0, 0.88, 1_300_000)
     assert plain.estimate(1.0) == round(1_300_000 * 0.12 * DELIVERED_SLACK)
+
+
+# -- the fast loss signal (NACKs) ----------------------------------------------
+
+
+def test_a_nack_meter_counts_each_missing_number_once_against_the_numbers_since_the_last_nack() -> None:
+    meter = NackMeter()
+    assert meter.add(0.00, [100, 101]) is True  # first NACK: taken to cover NACK_SPAN_MAX numbers
+    assert meter.add(0.01, [100, 101]) is False  # the same list again (aiortc resends it): nothing new
+    assert meter.add(0.02, [100, 101, 110]) is True  # 102..110: 1 missing of 9
+    assert meter.add(0.03, [111, 112, 113, 114]) is True  # 111..114: 4 of 4
+    assert list(meter.log) == [(0.00, 2, NACK_SPAN_MAX), (0.02, 1, 9), (0.03, 4, 4)]
+    assert meter.nacked == 7
+
+
+def test_a_nack_meter_window_counts_its_oldest_nack_without_the_clean_stretch_before_it() -> None:
+    meter = NackMeter()
+    meter.add(0.0, [10])
+    meter.add(1.0, [60, 61, 62])  # 11..62 (52 numbers, 3 missing): only 3 + 1 count in a window from 0.5
+    meter.add(1.1, [64, 65, 66, 67])  # 63..67: 4 of 5
+    assert meter.window(1.1, 0.4) == (7, 4 + 5)
+    assert meter.window(1.1, 2.0) == (8, 2 + 52 + 5)  # the first one: 1 missing + the packet after it
+    assert meter.window(5.0, 0.4) == (0, 0)
+
+
+def test_a_nack_meter_follows_sequence_numbers_across_the_wrap() -> None:
+    meter = NackMeter()
+    meter.add(0.0, [65534])
+    meter.add(0.1, [1, 2])  # 65535, 0, 1, 2: 2 of 4
+    assert list(meter.log)[-1] == (0.1, 2, 4)
+
+
+def test_fast_loss_over_40_percent_cuts_to_what_got_through_without_slack() -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.8, 1_500_000)
+    assert est.estimate(1.0) == 300_000
+    assert est.state()["reason"] == "loss>40% (nack)"
+
+
+@pytest.mark.parametrize("loss", [0.05, 0.2, 0.4])
+def test_fast_loss_up_to_40_percent_changes_nothing(loss: float) -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, loss, 1_500_000)
+    assert est.estimate(1.0) == 5_000_000
+
+
+def test_fast_loss_within_the_hold_after_a_cut_changes_nothing() -> None:
+    # NACKs keep describing the old rate for a queue's delay after a cut
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.8, 1_500_000)
+    est.on_fast_loss(1.0 + CUT_HOLD_S - 0.1, 0.9, 200_000)
+    assert est.estimate(5.0) == 300_000
+    est.on_fast_loss(1.0 + CUT_HOLD_S, 0.9, 200_000)
+    assert est.estimate(5.0) == 20_000 * 1 + 10_000  # 200k x 0.1 = 20k, clamped to min_bps 30k
+
+
+def test_after_a_cut_a_lossy_link_waits_a_minute_before_trying_the_next_layer() -> None:
+    # a try of the next layer on a link that stays lossy costs a freeze: at most one a minute
+    run = teacher_run([Link(0, 5e6, 0.0), Link(30, 300e3, 0.05)], 200)
+    assert run.first("camera", 2, 30) <= 1.0
+    tries = [at for at, layer in run.history("camera") if at > 31 and layer == 1]
+    assert tries and min(tries) >= 30 + HOLD_CLIMB_AFTER_CUT_S
+
+
+# -- padding probes while the video is paused ----------------------------------
+
+
+def test_a_paused_video_asks_for_a_padding_probe_of_twice_what_is_sent_not_a_layer() -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_report(1.0, 0.9, 1_500_000)  # > 40 %: cut to what got through x 1.25
+    est.set_need(200_000)  # the camera is paused: its lowest layer needs 200 kbps more than audio
+    est.can_probe = True
+    before = est.estimate(1.0)
+    t = 1.0
+    target = None
+    while target is None and t < 30:
+        t += 1.0
+        est.on_report(t, 0.0, 40_000)
+        target = est.take_probe()
+    assert target == 80_000
+    assert est.estimate(t) == before  # a probe asks; it does not raise the estimate
+    assert est.take_probe() is None  # once
+    est.on_report(t + 1, 0.0, 40_000)
+    assert est.take_probe() is None  # not while one runs
+    est.on_probe_result(t + 1, 80_000, True)
+    est.on_report(t + 2, 0.0, 40_000)
+    assert est.take_probe() == 160_000  # twice what was proven
+    est.on_probe_result(t + 2.5, 160_000, True)
+    est.on_report(t + 3.5, 0.0, 40_000)
+    assert est.take_probe() == pytest.approx(200_000 * 1.15)  # no higher than unpausing needs
+    est.on_probe_result(t + 4, 230_000, True)
+    assert est.estimate(t + 4) == 230_000
+    assert est.state()["reason"] == "probe"
+
+
+def test_a_failed_probe_changes_no_estimate_and_backs_off() -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_report(1.0, 0.9, 1_500_000)
+    est.set_need(200_000)
+    est.can_probe = True
+    asked = []
+    t = 1.0
+    while t < 120:
+        t = round(t + 1.0, 6)
+        est.on_report(t, 0.0, 40_000)
+        target = est.take_probe()
+        if target is not None:
+            asked.append(t)
+            est.on_probe_result(t + 1.0, target, False)
+    before = est.estimate(t)
+    gaps = [b - a for a, b in zip(asked, asked[1:])]
+    assert gaps and gaps[-1] >= CLIMB_WAIT_MAX_S and gaps[0] < gaps[-1]
+    assert est.estimate(t) == before and est.state()["failed_probes"] == len(asked)
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+def test_at_64_kbps_with_probes_the_video_stays_paused(loss: float) -> None:
+    run = simulate([Link(0, 5e6, 0.0), Link(20, 64e3, loss)], 320, TEACHER, probing=True)
+    assert run.first("camera", None, 20) <= 1.0
+    assert run.paused_share("camera", 22, 320) == 1.0  # never unpaused: only padding probed the link
+    assert run.probes and not any(carried and total > 64e3 for (_, total), (_, carried)
+                                  in zip(run.probes, run.verdicts))
+
+
+def test_from_64_kbps_back_to_5_mbps_padding_probes_bring_the_video_back() -> None:
+    run = simulate([Link(0, 5e6, 0.0), Link(20, 64e3, 0.0), Link(80, 5e6, 0.0)], 140, TEACHER, probing=True)
+    assert run.paused_share("camera", 22, 80) == 1.0
+    assert run.first("camera", 2, 80) <= 15.0
+    assert run.first("camera", 0, 80) <= 25.0

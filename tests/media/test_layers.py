@@ -108,3 +108,36 @@ async def test_a_closed_layer_falls_back_and_the_primary_takes_the_consumer(
     await wait_for(lambda: SIZES[0] in sub.sizes, 5, "back on layer 0")
     await producers[0].close()
     assert consumer.closed
+
+
+async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stream_reports(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    """A bandwidth probe while the video is paused: padding-only RTX packets that the
+    aiortc subscriber counts (its receiver report gets a block for the RTX stream, with
+    no loss on loopback) and drops, so the video resumes cleanly afterwards."""
+    router = await plane.create_router({"session": "layers-padding"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    sub.transport._controller.stop()  # type: ignore[attr-defined]  # this test drives the consumer itself
+    consumer = sub.consumer("video")
+    consumer.set_layers(producers)
+    await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
+    assert consumer.can_pad and consumer.rtx_reports == 0
+    consumer.set_layer(None)  # starved: nothing but padding goes out now
+    await asyncio.sleep(0.3)
+    packets_before, frames_before = consumer.packets, sub.frames["video"]
+    deadline = time.monotonic() + 1.5
+    wire = 0
+    while time.monotonic() < deadline:  # 1.5 s of ~200 kbps
+        wire += consumer.send_padding(500)
+        await asyncio.sleep(0.02)
+    assert 100 <= consumer.padding_packets <= 200 and wire >= 75 * 500
+    assert consumer.packets == packets_before  # padding is not media
+    await wait_for(lambda: consumer.rtx_reports > 0, 5, "a receiver report block for the RTX stream")
+    assert consumer.rtx_fraction_lost == 0.0
+    assert sub.frames["video"] - frames_before <= 1  # nothing decoded from padding
+    consumer.set_layer(2)
+    sub.sizes.clear()
+    await wait_for(lambda: SIZES[2] in sub.sizes and sub.frames["video"] >= frames_before + 10, 10,
+                   "the video back after the probe")
