@@ -130,3 +130,31 @@ def test_the_replay_page_plays_a_recorded_lesson_and_seeks(
     # the files came with range requests
     assert any(status == 206 for status, _ in statuses), statuses[:10]
     assert not [line for line in console if "pageerror" in line], console
+
+
+def test_the_teacher_and_classroom_pages_show_that_the_lesson_records(
+    netns_link: Any, serve_app: Callable[..., Any], launch_browser: Callable[..., Any],
+) -> None:
+    from tests.browser.stub_server import StubServer
+
+    stub = StubServer(netns_link.host_addr)
+    server = serve_app(stub.app)
+    browser = launch_browser(server.origin)
+    teacher = browser.new_context().new_page()
+    teacher.goto(f"{server.origin}/web/teacher.html?token=teacher")
+    teacher.wait_for_selector("body[data-state=waiting]", timeout=10_000)
+    assert teacher.locator("#record").is_checked()  # consent is the default; the teacher may untick it
+    assert teacher.locator("#rec-indicator").is_hidden()
+    teacher.click("#start")
+    teacher.wait_for_selector("body[data-state=live]", timeout=15_000)
+    teacher.wait_for_selector("#rec-indicator", state="visible", timeout=5_000)
+    assert "录制中" in teacher.locator("#rec-indicator").inner_text()
+    classroom = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    classroom.goto(f"{server.origin}/web/classroom.html?token=classroom")
+    classroom.wait_for_selector("body[data-state=live]", timeout=15_000)
+    classroom.wait_for_selector("#rec-indicator", state="visible", timeout=5_000)
+    assert "Recording" in classroom.locator("#rec-indicator").inner_text()
+    # a lesson that is not recorded shows nothing
+    classroom.evaluate("() => { window.synclass.client.session.record = false; "
+                       "window.synclass.client.dispatchEvent(new CustomEvent('session', {detail: {}})); }")
+    classroom.wait_for_selector("#rec-indicator", state="hidden", timeout=5_000)
