@@ -141,6 +141,7 @@ class LessonRecording:
     ending: bool = False
     worker: asyncio.Task[None] | None = None
     last_saved: float = 0.0
+    finished: bool = False  # the final manifest is written: nothing may overwrite it
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -399,6 +400,9 @@ class Recordings:
                     status: str = "recording") -> None:
         """Rewrite the manifest, then the index row. A failure is logged."""
         async with rec.lock:
+            if rec.finished:
+                return  # a tick that was waiting while the lesson ended
+            rec.finished = ended_at is not None
             manifest = self._manifest(rec, ended_at=ended_at, status=status)
             rec.last_saved = self.clock()
             try:
