@@ -171,6 +171,10 @@ UNPAUSE_HEADROOM = 1.15
 # rate reaches its budget.
 PROBE_STEP = 2.0
 PROBE_KEEP_S = 10.0
+# A failed padding probe costs little (a queue filled for a moment, no lost
+# key frame), so the clean-run wait it doubles stops at this, not at
+# CLIMB_WAIT_MAX_S: a paused link that got better is found sooner.
+PROBE_WAIT_MAX_S = 4.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -671,7 +675,7 @@ class LinkEstimator:
         self._failed_probes += 1
         self._clean_since = None
         self._congested_at = now
-        self._wait = min(self._wait * 2.0, CLIMB_WAIT_MAX_S)
+        self._wait = min(self._wait * 2.0, max(PROBE_WAIT_MAX_S, CLIMB_WAIT_S))
         self._hold_wait = min(self._hold_wait * 2.0, HOLD_CLIMB_WAIT_MAX_S)
 
 

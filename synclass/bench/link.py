@@ -14,7 +14,9 @@ Prints one JSON line per classroom: ``classroom``, ``constrained``,
 decoded frame sizes; ``null`` while the server paused the video),
 ``video_fps`` (after settling), ``freezes_per_min`` (gaps > 1 s between
 frames while the video was not paused), ``audio_loss_pct``,
-``longest_audio_gap_ms``, ``settle_s`` (drop -> first frame of a layer that
+``longest_audio_gap_ms`` (and ``longest_audio_gap_after_settle_ms``: the
+drop itself delays audio by the bottleneck's queue, a floor no server can
+go under), ``settle_s`` (drop -> first frame of a layer that
 fits, or the pause when none does), ``recover_s`` (recovery -> first frame of
 the top layer), ``top_layer_pct`` and the server's estimate for the link —
 all over the constrained stretch unless said otherwise.
@@ -227,6 +229,11 @@ def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, 
     seqs = sorted(seq for t, seq in log["audio"] if t_drop <= t < t_recover)
     expected = (seqs[-1] - seqs[0] + 1) if len(seqs) > 1 and seqs[-1] > seqs[0] else AUDIO_FRAMES_PER_S * duration
     gaps = [b - a for a, b in zip([t_drop, *audio_drop], [*audio_drop, t_recover])]
+    # The drop itself delays the audio by the bottleneck's queue (a 200 ms queue
+    # fills in ~30 ms at 5x overload): that step is the floor of any gap across it,
+    # whatever the server does. After the classroom settled, gaps are the server's.
+    settled = [t for t in audio_drop if settle_at is not None and t >= settle_at]
+    gaps_settled = [b - a for a, b in zip(settled, settled[1:])]
     top = [t for t, layer in video if t >= t_recover and layer == 0]
     top_in_drop = sum(1 for _, layer in in_drop if layer == 0)
     tail = [layer for t, layer in in_drop if t >= t_recover - END_WINDOW_S]
@@ -238,6 +245,7 @@ def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, 
         "freezes_per_min": round(freezes * 60 / duration, 2),
         "audio_loss_pct": round(max(0.0, 100 * (1 - len(audio_drop) / expected)), 2),
         "longest_audio_gap_ms": round(max(gaps) * 1000) if gaps else None,
+        "longest_audio_gap_after_settle_ms": round(max(gaps_settled) * 1000) if gaps_settled else None,
         "settle_s": settle_s,
         "recover_s": round(top[0] - t_recover, 2) if top else None,
         "top_layer_pct": round(100 * top_in_drop / len(in_drop), 1) if in_drop else 0.0,
