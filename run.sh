@@ -4,7 +4,7 @@
 #   ./run.sh serve [synclass serve args…]   set up, then run the server (http://localhost:8080)
 #   ./run.sh test  [pytest args…]           set up (test extras, chromium, redis-server), run the suite
 #
-# plus `demo` and `bench` passthroughs and `setup [serve|test]` (set-up only).
+# plus `demo`, `export` and `bench` passthroughs and `setup [serve|test]` (set-up only).
 # Set-up works on a fresh Debian machine: it creates .venv, installs the
 # project (editable, with test extras) only when pyproject.toml changed since
 # the last install (hash stamp in .venv), and installs the Debian packages it
@@ -40,6 +40,7 @@ commands:
   test [PYTEST ARGS]  set up (also chromium, redis-server), then run the whole test suite with pytest
   demo [ARGS...]      set up, then `synclass demo ARGS`
   bench [ARGS...]     set up, then `synclass bench ARGS`
+  export [ARGS...]    set up, then `synclass export ARGS` (one lesson as one MP4)
   setup [serve|test]  only do the set-up (default: test)
 
 quick local test run (no browser, namespaces or Redis cluster):
@@ -215,7 +216,7 @@ launch() {
 
 cmd="${1:-}"
 case "$cmd" in
-    serve | demo | bench)
+    serve | demo | bench | export)
         shift
         setup serve
         launch "$VENV/bin/synclass" "$cmd" "$@"

@@ -170,6 +170,7 @@ def test_run_sh_help_exits_0() -> None:
         (["serve", "--port", "9000", "a b"], "would exec: .venv/bin/synclass serve --port 9000 a\\ b"),
         (["demo", "-x"], "would exec: .venv/bin/synclass demo -x"),
         (["bench"], "would exec: .venv/bin/synclass bench"),
+        (["export", "abc", "--out", "x.mp4"], "would exec: .venv/bin/synclass export abc --out x.mp4"),
         (
             ["test", "-m", "not browser", "-q"],
             "would exec: .venv/bin/python -m pytest -p no:cacheprovider -m not\\ browser -q",

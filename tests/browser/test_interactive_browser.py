@@ -99,7 +99,7 @@ def test_teacher_and_two_classrooms_share_courseware_raise_hands_go_on_stage_and
         assert teacher.locator(f"{tile(pid_b)} .tile-name").inner_text() == "河西小学 四年级"
         assert teacher.locator(f"{tile(pid_b)} .tile-school").inner_text() == "河西小学"
         # B speaks (the fake microphone beeps): its tile lights up from the received audio level
-        teacher.wait_for_selector(f"{tile(pid_b)}[data-speaking=true]", timeout=10_000)
+        teacher.wait_for_selector(f"{tile(pid_b)}[data-speaking=true]", timeout=20_000)  # cold start in CI
         # the link state comes from that tile's inbound stats
         teacher.wait_for_function(
             f"() => document.querySelector(\"{tile(pid_a)}\").dataset.link === 'good'", timeout=10_000)

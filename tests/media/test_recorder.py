@@ -402,7 +402,8 @@ async def test_the_start_time_moves_once_to_the_sender_report_mapping_in_the_sta
     base = 1_763_860_000.0
     feed(recorder, packets[:half], packets[0], base)
     assert recorder.stats()["started_at"] == base  # no sender report yet: the first frame's arrival
-    await wait_for(lambda: os.path.getsize(recorder.path) > 1000, 5, "the header on disk")
+    await wait_for(lambda: os.path.exists(recorder.path) and os.path.getsize(recorder.path) > 1000, 5,
+                   "the header on disk")  # the writer thread creates the file with the first frame
     assert started_at_tag(recorder.path) == f"{base:.6f}"
 
     # the publisher's first sender report: its clock says the first frame was captured 0.25 s before it arrived
