@@ -7,7 +7,11 @@ decode what they receive, each in its own process: one behind an emulated
 link (``synclass.netem``: a network namespace, a kernel ``tbf`` rate cap and a
 userspace relay for loss and delay), one not. The link is good for
 ``--warm`` seconds, then ``--rate``/``--loss``/``--rtt`` for ``--seconds``,
-then back to 5 Mbps for ``--recover`` seconds.
+then back to 5 Mbps for ``--recover`` seconds. With ``--courseware`` (the
+default) the teacher also shares courseware, as the teacher page does: a
+1280x720 slide deck at 5 fps (pre-encoded VP8 with screen-content settings, a
+new slide every 10 s, a key frame at each slide and on request, nearly empty
+frames in between: ~25-40 KB key frames, ~60 kbps on average).
 
 Prints one JSON line per classroom: ``classroom``, ``constrained``,
 ``layers`` (``[seconds since the drop, layer]`` at each change, from the
@@ -19,7 +23,12 @@ drop itself delays audio by the bottleneck's queue, a floor no server can
 go under), ``settle_s`` (drop -> first frame of a layer that
 fits, or the pause when none does), ``recover_s`` (recovery -> first frame of
 the top layer), ``top_layer_pct`` and the server's estimate for the link —
-all over the constrained stretch unless said otherwise.
+all over the constrained stretch unless said otherwise. The courseware's
+figures: ``courseware_fps``, ``courseware_longest_gap_s`` (the longest time
+without a complete, decodable courseware frame, less the time the server had
+it paused), ``courseware_paused_s`` and ``courseware_pauses`` (the server's
+``consumer_layer`` pushes pausing it); ``courseware_encoded`` on the first
+line (key frame sizes, average rate, key frames the teacher sent).
 
     ./run.sh bench link --rate 300 --loss 0.05 --rtt 100 --seconds 30
 
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
 import json
 import subprocess
 import sys
@@ -37,6 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
+
+from aiortc import MediaStreamTrack
 
 from media.rtp import vp8_frame_info
 
@@ -47,6 +59,12 @@ VOICE_BPS = 32_000  # what a browser sends for a voice
 RECOVERED_KBPS = 5000
 FREEZE_S = 1.0
 END_WINDOW_S = 5.0  # "where it ended up": the last seconds of the bad stretch
+# The courseware: as the teacher page shares it (maxFramerate 5, maxBitrate 1 Mbps).
+COURSEWARE = (1280, 720)
+COURSEWARE_FPS = 5
+COURSEWARE_BPS = 1_000_000
+SLIDE_S = 10.0  # a new slide this often
+SLIDES = 3  # slides in the pre-encoded loop
 
 
 def say(text: str) -> None:
@@ -72,24 +90,32 @@ async def classroom_main(url: str, token: str, seconds: float, ice_address: str,
     set_ice_host_addresses([ice_address])
     client = LessonClient(url, token)
     logs: dict[int, tuple[str, list[tuple[float, int, int, bool, bytes]]]] = {}
+    # consumer id -> source, for the consumer_layer pushes (the offers' ConsumerInfo)
+    sources: dict[str, str] = {}
     try:
         await client.connect()
         await client.join()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             _tap_receivers(client, logs, remb)
+            for info in client._consumers_by_mid.values():  # noqa: SLF001 (our own client)
+                sources[str(info.get("id"))] = str(info.get("source"))
             await asyncio.sleep(0.2)
-        video = audio = None
+        video = audio = courseware = None
         for source_kind, packets in logs.values():
             if source_kind == "video:camera":
                 video = video_frames(packets)
+            elif source_kind == "video:courseware":
+                courseware = video_frames(packets)
             elif source_kind.startswith("audio:"):
                 audio = unwrap_first_arrivals([(t, seq) for t, seq, _, _, _ in packets])
         return {
             "participant_id": client.welcome.get("participant_id"),
             "frames": video or [],
+            "courseware": courseware,  # None: no courseware track was received
             "audio": audio or [],
-            "layer_changes": [[t, layer] for t, _, layer in client.layer_changes],
+            "consumers": sources,
+            "layer_changes": [[t, consumer, layer] for t, consumer, layer in client.layer_changes],
         }
     finally:
         await client.close()
@@ -197,10 +223,24 @@ def fitting_layers(rate_kbps: Optional[float]) -> set[int]:
     return {i for i, (_, _, bps) in enumerate(LAYERS) if (bps + 40_000) * 1.15 <= rate_kbps * 1000}
 
 
+def layer_changes_of(log: dict[str, Any], source: str) -> list[tuple[float, Optional[int]]]:
+    """``(time, layer)`` of the ``consumer_layer`` pushes for ``source``'s consumer.
+    Logs from before the courseware (``[time, layer]`` entries) are the camera's."""
+    sources = log.get("consumers", {})
+    out = []
+    for change in log.get("layer_changes", []):
+        if len(change) == 2:
+            if source == "camera":
+                out.append((change[0], change[1]))
+        elif sources.get(change[1], "camera" if not sources else None) == source:
+            out.append((change[0], change[2]))
+    return out
+
+
 def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, rate_kbps: Optional[float]) -> dict[str, Any]:
     video = sorted((t, layer_of_size(w, h)) for t, w, h in log["frames"])
     audio = sorted(t for t, _ in log["audio"])
-    paused_at = [(t, layer) for t, layer in log.get("layer_changes", [])]
+    paused_at = layer_changes_of(log, "camera")
     in_drop = [(t, layer) for t, layer in video if t_drop <= t < t_recover]
     duration = t_recover - t_drop
     changes: list[list[Any]] = []
@@ -251,6 +291,35 @@ def analyze(log: dict[str, Any], t_drop: float, t_recover: float, t_end: float, 
         "top_layer_pct": round(100 * top_in_drop / len(in_drop), 1) if in_drop else 0.0,
         "video_paused_s": round(sum(e - s for s, e in pauses), 1),
         "recovery_window_s": round(t_end - t_recover, 1),
+        **courseware_figures(log.get("courseware"), layer_changes_of(log, "courseware"), t_drop, t_recover),
+    }
+
+
+def courseware_figures(frames: Optional[list[list[Any]]], changes: list[tuple[float, Optional[int]]],
+                       t_drop: float, t_recover: float) -> dict[str, Any]:
+    """The courseware over the constrained stretch: ``courseware_fps`` (complete,
+    decodable frames per second of the stretch), ``courseware_longest_gap_s``
+    (the longest time without one, from the drop to the recovery, less the time
+    the server had the courseware paused within it), ``courseware_paused_s``
+    and ``courseware_pauses`` (pushes that paused it). All None without a
+    courseware track (``frames`` None)."""
+    if frames is None:
+        return {"courseware_fps": None, "courseware_longest_gap_s": None, "courseware_paused_s": None,
+                "courseware_pauses": None}
+    changes = sorted(changes, key=lambda change: change[0])
+    duration = t_recover - t_drop
+    times = sorted(t for t, _, _ in frames if t_drop <= t < t_recover)
+    pauses = _paused_spans(changes, t_drop, t_recover)
+    longest = 0.0
+    for a, b in zip([t_drop, *times], [*times, t_recover]):
+        paused = sum(max(0.0, min(b, e) - max(a, s)) for s, e in pauses)
+        longest = max(longest, b - a - paused)
+    return {
+        "courseware_fps": round(len(times) / duration, 2) if duration > 0 else None,
+        "courseware_longest_gap_s": round(longest, 2),
+        "courseware_paused_s": round(sum(e - s for s, e in pauses), 1),
+        "courseware_pauses": sum(1 for (t, layer), previous in zip(changes, [(None, 0), *changes])
+                                 if layer is None and previous[1] is not None and t_drop <= t < t_recover),
     }
 
 
@@ -266,6 +335,127 @@ def _paused_spans(changes: list[tuple[float, Any]], start: float, end: float) ->
     if since is not None:
         spans.append((max(since, start), end))
     return [(s, e) for s, e in spans if e > s]
+
+
+# --- the courseware: a pre-encoded slide deck ----------------------------------------------
+def encode_slides(width: int = COURSEWARE[0], height: int = COURSEWARE[1], fps: int = COURSEWARE_FPS,
+                  slide_s: float = SLIDE_S, slides: int = SLIDES,
+                  bitrate: int = COURSEWARE_BPS) -> tuple[list[list[bytes]], dict[str, Any]]:
+    """Encode ``slides`` slides of ``slide_s`` seconds each to VP8 once: per
+    slide a chain that starts with a key frame of the slide, then its delta
+    frames (the pointer moves for the first 4 s, then the slide is still).
+
+    libvpx realtime CBR at ``bitrate`` like aiortc's encoder, with the settings
+    a browser uses for screen content (screen-content mode, no denoiser, a
+    high static threshold): a still slide costs the VP8 floor for 1280x720
+    (~240 bytes a frame, ~10 kbps), a slide change a key frame and a large
+    refining frame after it. The deck is encoded twice and the second pass
+    kept, so the key frames are those of a settled rate control."""
+    import av
+
+    from synclass.synthetic import slide_image
+
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.bit_rate = bitrate
+    codec.gop_size = 3000  # key frames only where asked for
+    codec.qmin, codec.qmax = 2, 56
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.time_base = fractions.Fraction(1, 90000)
+    codec.options = {
+        "bufsize": str(bitrate), "minrate": str(bitrate), "maxrate": str(bitrate),  # CBR, 1 s buffer
+        "cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0", "partitions": "0",
+        "overshoot-pct": "15", "undershoot-pct": "100",
+        "screen-content-mode": "1", "noise-sensitivity": "0", "static-thresh": "1000",
+    }
+    per_slide = max(1, round(slide_s * fps))
+    started = time.perf_counter()
+    chains: list[list[bytes]] = []
+    n = 0
+    for rep in range(2):
+        chains = []
+        for index in range(slides):
+            chain = []
+            for k in range(per_slide):
+                image = slide_image(width, height, index, min(1.0, k / (4.0 * fps)))
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = n * 90000 // fps, fractions.Fraction(1, 90000)
+                n += 1
+                if k == 0:
+                    frame.pict_type = av.video.frame.PictureType.I
+                data = b"".join(bytes(packet) for packet in codec.encode(frame))
+                if not data:
+                    raise RuntimeError("VP8 encoder returned no data for a slide frame")
+                chain.append(data)
+            chains.append(chain)
+    total = sum(len(d) for chain in chains for d in chain)
+    info = {
+        "size": f"{width}x{height}",
+        "fps": fps,
+        "slide_s": slide_s,
+        "keyframe_bytes": [len(chain[0]) for chain in chains],
+        "second_frame_bytes": [len(chain[1]) for chain in chains if len(chain) > 1],
+        "still_frame_bytes": sorted(len(chain[-1]) for chain in chains)[len(chains) // 2],
+        "loop_kbps": round(total * 8 / (slides * slide_s) / 1000),
+        "loop_kbps_with_rtp": round((total + sum(-(-len(d) // 1200) for c in chains for d in c) * 60) * 8
+                                    / (slides * slide_s) / 1000),
+        "encode_ms_per_frame": round((time.perf_counter() - started) * 1000 / (2 * slides * per_slide), 2),
+    }
+    return chains, info
+
+
+class SlideReplayTrack(MediaStreamTrack):
+    """Plays pre-encoded slide chains (``encode_slides``) at ``fps`` as ``av.Packet``s:
+    a new slide every ``len(chain)`` frames, in a loop. A key frame request is
+    answered like a live encoder would: the next frame is the current slide's
+    key frame, followed by that slide's chain from its start (the slide is
+    still, so the picture stays right; only the pointer restarts)."""
+
+    kind = "video"
+
+    def __init__(self, chains: list[list[bytes]], fps: int = COURSEWARE_FPS) -> None:
+        super().__init__()
+        self.chains = chains
+        self.fps = fps
+        self.n = 0
+        self.pos = 0  # position in the current slide's chain
+        self.keyframes_sent: list[tuple[float, bool]] = []  # (monotonic time, at a slide change) per key frame
+        self._start: Optional[float] = None
+
+    def keyframe_now(self) -> None:
+        self.pos = 0
+
+    def answer_keyframe_requests(self, sender: Any) -> None:
+        """Make ``sender`` (sending this track) send a key frame on PLI/FIR."""
+        original = sender._send_keyframe  # noqa: SLF001 (as ReplayVideoTrack does)
+
+        def send_keyframe() -> None:
+            self.keyframe_now()
+            original()
+
+        sender._send_keyframe = send_keyframe  # noqa: SLF001
+
+    async def recv(self) -> Any:
+        import av
+
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.n / self.fps - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        per_slide = len(self.chains[0])
+        new_slide = self.n % per_slide == 0
+        if new_slide:
+            self.pos = 0
+        chain = self.chains[(self.n // per_slide) % len(self.chains)]
+        if self.pos == 0:
+            self.keyframes_sent.append((time.monotonic(), new_slide))
+        packet = av.Packet(chain[min(self.pos, len(chain) - 1)])
+        packet.pts = self.n * 90000 // self.fps
+        packet.time_base = fractions.Fraction(1, 90000)
+        self.n += 1
+        self.pos += 1
+        return packet
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -285,6 +475,12 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                                          warmup_frames=FPS * 2)
         loops.append(frames)
         say(f"layer {w}x{h}: {info['loop_kbps']} kbps, {info['encode_ms_per_frame']} ms/frame to pre-encode")
+    slides: Optional[list[list[bytes]]] = None
+    courseware_info: dict[str, Any] = {}
+    if args.courseware:
+        slides, courseware_info = encode_slides()
+        say(f"courseware {courseware_info['size']}: key frames {courseware_info['keyframe_bytes']} bytes, "
+            f"{courseware_info['loop_kbps']} kbps, {courseware_info['encode_ms_per_frame']} ms/frame to pre-encode")
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="synclass-link-"))
     total = args.warm + args.seconds + args.recover
     procs: list[Any] = []
@@ -292,6 +488,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         server = ServerProcess(data_dir, host=link.host_addr, ice_host_addresses=(link.host_addr,))
         server.start()
         teacher: Optional[LessonClient] = None
+        slide_track: Optional[SlideReplayTrack] = None
         try:
             await server.wait_ready()
             api = AdminApi(server.url, server.admin_key)
@@ -303,15 +500,17 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             await teacher.start_session(title="Link bench")
             await teacher.join()
             layer_tracks = [ReplayVideoTrack(frames, FPS, keyframe_every=FPS) for frames in loops]
+            slide_track = SlideReplayTrack(slides, COURSEWARE_FPS) if slides is not None else None
             await teacher.publish([
                 *[(track, "camera", i) for i, track in enumerate(layer_tracks)],
                 (ToneTrack(), "mic"),
+                *([(slide_track, "courseware")] if slide_track is not None else []),
             ])
             assert teacher.pc_publish is not None
             for transceiver in teacher.pc_publish.getTransceivers():
-                if isinstance(transceiver.sender.track, ReplayVideoTrack):
+                if isinstance(transceiver.sender.track, (ReplayVideoTrack, SlideReplayTrack)):
                     transceiver.sender.track.answer_keyframe_requests(transceiver.sender)
-            say(f"teacher publishes 3 layers + audio; server {server.url}")
+            say(f"teacher publishes 3 layers + audio{' + courseware' if slide_track else ''}; server {server.url}")
             child = [sys.executable, "-m", "synclass.bench.link", "classroom", "--url", server.url,
                      "--seconds", str(total + 2), *(["--remb"] if args.remb else [])]
             constrained = link.popen([*child, "--token", tokens[0], "--ice-address", link.client_addr],
@@ -360,8 +559,19 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "rtt_ms": args.rtt if is_constrained else 0.0,
             **figures,
             "server_estimate_kbps": estimates.get(log["participant_id"]),
+            # the consumers' id prefixes, as the server log's "rate" lines name them
+            "consumer_ids": {source: cid[:6] for cid, source in sorted(log.get("consumers", {}).items())},
         })
     results[0]["link_counters"] = counters
+    if slide_track is not None:
+        sent = [(t, slide) for t, slide in slide_track.keyframes_sent if t_drop <= t < t_recover]
+        results[0]["courseware_encoded"] = {
+            **courseware_info,
+            # key frames the teacher sent during the bad stretch: at slide changes, and
+            # in answer to key frame requests (either classroom's, through the server)
+            "slide_changes_in_drop": sum(1 for _, slide in sent if slide),
+            "requested_keyframes_in_drop": sum(1 for _, slide in sent if not slide),
+        }
     return results
 
 
@@ -387,6 +597,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--remb", action="store_true",
                         help="classrooms send aiortc's REMB (it under-reads lossy links; browsers' does not)")
+    parser.add_argument("--courseware", action=argparse.BooleanOptionalAction, default=True,
+                        help="the teacher also shares a 1280x720 slide deck at 5 fps (default on)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--dump", default=None, help="write each classroom's raw frame log here")
     return parser.parse_args(argv)
