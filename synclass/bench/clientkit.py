@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import os
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Coroutine
+from typing import Any, Callable, Optional, TypeVar
 
 import aioice.ice
 import av
@@ -81,6 +83,27 @@ def set_opus_bitrate(bps: int) -> None:
     init._synclass_bps = bps  # type: ignore[attr-defined]
     init._synclass_original = base  # type: ignore[attr-defined]
     opus.OpusEncoder.__init__ = init  # type: ignore[method-assign]
+
+
+T = TypeVar("T")
+
+
+# --- running a benchmark's client side --------------------------------------------
+def run_clients(coro: Coroutine[Any, Any, T], cpu: int) -> T:
+    """``asyncio.run(coro)`` with ICE on loopback and this process pinned to ``cpu``
+    (when the machine has it; the server under test is pinned to another one), both
+    undone afterwards."""
+    pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > cpu
+    saved = os.sched_getaffinity(0) if pinned else None
+    restore_ice = allow_loopback_ice()
+    try:
+        if pinned:
+            os.sched_setaffinity(0, {cpu})
+        return asyncio.run(coro)
+    finally:
+        restore_ice()
+        if saved is not None:
+            os.sched_setaffinity(0, saved)
 
 
 # --- loopback ICE ------------------------------------------------------------------

@@ -494,19 +494,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bench = Bench(args)
-    pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > CLIENT_CPU
-    saved = os.sched_getaffinity(0) if pinned else None
-    from .clientkit import allow_loopback_ice
+    from .clientkit import run_clients
 
-    restore_ice = allow_loopback_ice()
-    try:
-        if pinned:
-            os.sched_setaffinity(0, {CLIENT_CPU})
-        result = asyncio.run(run(bench))
-    finally:
-        restore_ice()
-        if saved is not None:
-            os.sched_setaffinity(0, saved)
+    result = run_clients(run(bench), CLIENT_CPU)
     print(json.dumps(result), flush=True)
     return 0
 
