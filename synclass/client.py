@@ -79,6 +79,7 @@ class LessonClient:
         self._pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
         self._reader: Optional[asyncio.Task[None]] = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
         self._changed = asyncio.Event()
         self._consumers_by_mid: dict[str, dict[str, Any]] = {}
         self._negotiation = asyncio.Lock()
@@ -172,6 +173,9 @@ class LessonClient:
             self._changed.set()
 
     def _spawn(self, coro: Any) -> None:
+        if self._closing:  # an offer that arrives while we say goodbye is not answered
+            coro.close()
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -299,6 +303,10 @@ class LessonClient:
 
     async def close(self) -> None:
         """Say goodbye: close both connections and the socket."""
+        self._closing = True
+        for task in list(self._tasks):  # a renegotiation in flight must not run into a closed connection
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._close_pcs()
         if self._ws is not None:
             await self._ws.close()
