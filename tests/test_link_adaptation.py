@@ -31,6 +31,10 @@ def test_the_constrained_classroom_drops_to_a_lower_layer_and_keeps_playing_whil
     args = bench.parse_args([
         "--rate", "300", "--loss", "0.05", "--rtt", "100", "--seconds", "20", "--warm", "10",
         "--recover", "14", "--queue-ms", "600", "--data-dir", str(tmp_path / "server"),
+        # the camera's layers alone: with the courseware (the bench's default) its
+        # key frame bursts drive a 300 kbps link's estimate down to audio only
+        # (see the bench's courseware figures)
+        "--no-courseware",
     ])
     constrained, free = asyncio.run(bench.run(args))
     assert (constrained["classroom"], constrained["constrained"]) == ("classroom 1", True)
