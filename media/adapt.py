@@ -99,6 +99,7 @@ DELIVERED_SLACK = 1.25
 # holds the ramp-up: 0.6-0.7 where the reports then say 0.8), so a cut by it
 # takes what got through as it is, without DELIVERED_SLACK on top.
 FAST_SLACK = 1.0
+FAST_FLOOR_SHARE = 0.6
 CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms RTT
 # ... and a clearly worse one within the hold cuts to no less than this share
 # of the estimate it finds: measured behind a 600 ms queue, the second report
@@ -455,13 +456,19 @@ class LinkEstimator:
 
     fast_loss_threshold = LOSS_SEVERE
 
-    def on_fast_loss(self, now: float, loss: float, sent_bps: float) -> None:
+    def on_fast_loss(self, now: float, loss: float, sent_bps: float, floor_bps: Optional[float] = None) -> None:
         """Loss measured from the subscriber's NACKs over its last few dozen
         packets (an RTT after the fact, where a receiver report may take
         another second). Only unambiguous congestion (> LOSS_SEVERE) acts, and
         only outside the hold after a cut: NACKs keep describing the old rate
         for a queue's delay after a cut, while what is sent already fell.
-        The receiver reports that follow are judged as after any cut."""
+        The receiver reports that follow are judged as after any cut.
+
+        ``floor_bps`` (what every track needs on its lowest layer): this
+        measure is noisy (0.6-0.7 at a 200 ms queue where reports then say
+        0.8; 0.9 behind a 600 ms queue, where retransmissions compete), so a
+        cut that lands within FAST_FLOOR_SHARE of the floor stops at the
+        floor: pausing video is left to the receiver reports."""
         loss = min(max(float(loss), 0.0), 1.0)
         if loss <= LOSS_SEVERE or sent_bps <= 0 or now - self._cut_at < CUT_HOLD_S - _EPS:
             return
@@ -469,6 +476,8 @@ class LinkEstimator:
         self._sent_hist.clear()
         self._delivered = None
         self._heavy_loss(now, loss, loss, float(sent_bps), fast=True)
+        if floor_bps and floor_bps * FAST_FLOOR_SHARE <= self._est < floor_bps:
+            self._set(now, floor_bps, self._reason)
 
     def _unpausing(self) -> bool:
         return self._need is not None and self._est < self._need

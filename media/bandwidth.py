@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -54,30 +55,52 @@ NACK_MIN_SPAN = 20
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
 NOMINAL_AUDIO_BPS = 40_000
 # Padding probes (see media.adapt.PROBE_STEP): padding goes out every
-# PROBE_TICK_S; the probe is judged by the first report of the RTX stream
-# (where the padding travels) that arrives PROBE_MIN_S after it started, or
+# PROBE_TICK_S; the probe is judged by the second report of the RTX stream
+# (where the padding travels) since it started, PROBE_MIN_S after it started, or
 # at PROBE_MAX_S by the other streams' reports. It failed if the padding (or
 # the other streams) lost PROBE_LOSS_MARGIN more than before it, or if a
 # round trip grew by PROBE_RTT_RISE_S (a queue filling up).
 PROBE_TICK_S = 0.02
 PROBE_MIN_S = 0.8
-PROBE_MAX_S = 2.5
-PROBE_LOSS_MARGIN = 0.05
+PROBE_MAX_S = 3.5
+PROBE_LOSS_MARGIN = 0.10  # an RR interval of ~60 padding packets on a 5 % link reads 11 % now and then
 PROBE_RTT_RISE_S = 0.08
+# A video track "fits" only if, on top of its average rate, one of its key
+# frames can cross the link within this long (the courseware target: a new
+# slide shows within 5 s): a slide deck averaging 60 kbps with 37 KB key
+# frames needs 60 kbps on a link with room to spare, but does not fit in the
+# 24 kbps a 64 kbps link leaves beside the audio.
+KEYFRAME_DELIVERY_S = 5.0
+# Pacing (see Pacer): video leaves at most at the estimate minus the audio,
+# times PACE_FACTOR, with bursts of up to PACE_BURST_S at that rate sent at
+# once; links estimated above PACE_ABOVE_BPS are not paced (a key frame is a
+# small share of what they carry, and the fan-out hot path stays as it is).
+PACE_FACTOR = 1.0
+PACE_BURST_S = 0.04
+PACE_ABOVE_BPS = 4_000_000
+PACE_MIN_BPS = 30_000
+# Video waiting longer than this in the pacer is dropped at the tail (as a
+# router's queue would; the receiver NACKs, the key frame logic recovers).
+# As long as a key frame may take to cross a link it fits (KEYFRAME_DELIVERY_S):
+# less, and a slide's key frame on a 300 kbps link is cut short every time.
+PACE_MAX_DELAY_S = KEYFRAME_DELIVERY_S
+PACE_TICK_S = 0.005
 # Priorities (lower first): the control plane sets ``priority`` in a consumer's app_data.
 DEFAULT_PRIORITY = 3
 
 
 class DownlinkController:
-    def __init__(self, consumers: list["Consumer"], now: Optional[float] = None) -> None:
+    def __init__(self, consumers: list["Consumer"], now: Optional[float] = None,
+                 pacer: Optional[Pacer] = None) -> None:
         self._consumers = consumers  # the transport's live list
+        self.pacer = pacer
         start = time.monotonic() if now is None else now
         # Until the subscriber's reports say otherwise its link is taken to be
         # good: a single-layer track is forwarded as it is from the start, and
         # layered ones climb from their lowest layer (LayerSelector's hold times).
         self.estimator = LinkEstimator(start, initial_bps=INITIAL_BPS)
         self._selectors: dict[str, tuple[int, LayerSelector]] = {}  # consumer id -> (layers, selector)
-        self._seen: dict[str, tuple[int, int, int]] = {}  # consumer id -> (packets, octets, reports)
+        self._seen: dict[str, tuple[int, int, int, int]] = {}  # consumer id -> (packets, octets, reports, rtx octets)
         self._last_tick = start
         self._delivered: dict[str, tuple[float, float]] = {}  # consumer id -> (at, bps) from its RRs
         self._reports: dict[str, tuple[float, int, int]] = {}  # consumer id -> its previous RR
@@ -170,14 +193,17 @@ class DownlinkController:
         reported_packets = 0
         remb: Optional[int] = None
         for c in consumers:
-            packets, octets, reports = self._seen.get(c.id, (c.packets, c.octets, c.receiver_reports))
+            packets, octets, reports, rtx = self._seen.get(
+                c.id, (c.packets, c.octets, c.receiver_reports, c.rtx_octets))
             d_packets = c.packets - packets
+            # (retransmissions, c.rtx_octets, are left out: the loss read from NACKs at the
+            # onset of a drop is measured against the media alone)
             sent_bits += ((c.octets - octets) + d_packets * PACKET_OVERHEAD_BYTES) * 8
             if c.receiver_reports != reports:
                 lost_weighted += c.fraction_lost * max(1, d_packets)
                 reported_packets += max(1, d_packets)
                 self._note_delivered(c)
-            self._seen[c.id] = (c.packets, c.octets, c.receiver_reports)
+            self._seen[c.id] = (c.packets, c.octets, c.receiver_reports, c.rtx_octets)
             if c.remb_bps is not None:
                 remb = c.remb_bps if remb is None else min(remb, c.remb_bps)
         for gone in set(self._seen) - {c.id for c in consumers}:
@@ -198,7 +224,9 @@ class DownlinkController:
             )
         news = bool(reported_packets)
         if fast_loss is not None:
-            self.estimator.on_fast_loss(now, fast_loss, sent_bps)
+            lowest = [_demand(c) for c in consumers]
+            floor = sum(d.layer_bps[-1] for d in lowest)  # every track on its lowest layer
+            self.estimator.on_fast_loss(now, fast_loss, sent_bps, floor_bps=floor)
             news = True
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
@@ -224,6 +252,9 @@ class DownlinkController:
                 " ".join(f"{k[:6]}={v}" for k, v in allocation.items()),
             )
         self.allocation = allocation
+        if self.pacer is not None:
+            audio = sum(d.layer_bps[0] for d in demands if d.kind == "audio")
+            self.pacer.set_rate(None if budget > PACE_ABOVE_BPS else max(PACE_MIN_BPS, (budget - audio) * PACE_FACTOR))
         self.estimator.set_need(_unpause_need(demands, self.allocation))
         self.estimator.can_probe = self._task is not None and any(
             c.kind == "video" and allocation.get(c.id) is None and c.can_pad for c in consumers
@@ -303,7 +334,10 @@ class DownlinkController:
             self._finish_probe(now, False, f"rtt {probe.rtt_before * 1000:.0f} -> {max(rises) * 1000:.0f} ms")
             return True
         limit = max(probe.loss_before, 0.0) + PROBE_LOSS_MARGIN
-        if c.rtx_reports != probe.rtx_reports and now - probe.started >= PROBE_MIN_S:
+        # The first report of the RTX stream after the probe started may count, as
+        # lost, retransmissions lost long before (its sequence numbers jump over
+        # them when the padding starts): the second one is the probe's own.
+        if c.rtx_reports - probe.rtx_reports >= 2 and now - probe.started >= PROBE_MIN_S:
             carried = c.rtx_fraction_lost <= limit
             self._finish_probe(now, carried, f"padding loss {c.rtx_fraction_lost:.3f}")
             return True
@@ -346,7 +380,108 @@ class DownlinkController:
         self._delivered[c.id] = (report[0], received * bits_per_packet / (report[0] - previous[0]))
 
     def stats(self) -> dict[str, Any]:
-        return {"estimate": self.estimator.state(), "allocation": dict(self.allocation), "probes": list(self.probes)}
+        return {"estimate": self.estimator.state(), "allocation": dict(self.allocation), "probes": list(self.probes),
+                "pacer": None if self.pacer is None else self.pacer.stats()}
+
+
+class Pacer:
+    """Spreads one subscriber's video over time at the rate its link is
+    estimated to carry: a key frame (a courseware slide is 30-60 KB) forwarded
+    at once would overflow the queue of a 300 kbps link (7.5 KB at 200 ms)
+    and take the audio with it. Audio, retransmissions and probe padding do
+    not wait here. A token bucket: a packet goes at once if the bucket holds
+    its size and nothing waits; otherwise it queues (FIFO, all the
+    subscriber's video) and a timer drains the queue as tokens come.
+    ``rate_bps`` None: no pacing."""
+
+    def __init__(self) -> None:
+        self.rate_bps: Optional[float] = None
+        self._tokens = 0.0
+        self._at = time.monotonic()
+        self._queue: deque[tuple[Any, bytes]] = deque()
+        self.queued_bytes = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self.paced_packets = 0
+        self.dropped_packets = 0
+
+    def set_rate(self, rate_bps: Optional[float]) -> None:
+        if rate_bps is None:
+            self.rate_bps = None
+            self._flush()
+            return
+        self._refill(time.monotonic())
+        self.rate_bps = float(rate_bps)
+
+    def send(self, send: Any, data: bytes) -> None:
+        rate = self.rate_bps
+        if rate is None:
+            send(data)
+            return
+        size = len(data) + PACKET_OVERHEAD_BYTES - 12
+        if not self._queue:
+            self._refill(time.monotonic())
+            if self._tokens >= size:
+                self._tokens -= size
+                send(data)
+                return
+        if (self.queued_bytes + size) * 8 > rate * PACE_MAX_DELAY_S:
+            self.dropped_packets += 1
+            return
+        self._queue.append((send, data))
+        self.queued_bytes += size
+        self.paced_packets += 1
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+
+    def _refill(self, now: float) -> None:
+        rate = self.rate_bps
+        if rate is not None:
+            burst = max(rate * PACE_BURST_S / 8, 1500.0)
+            self._tokens = min(burst, self._tokens + (now - self._at) * rate / 8)
+        self._at = now
+
+    def _drain(self) -> None:
+        self._timer = None
+        if self.rate_bps is None:
+            self._flush()
+            return
+        self._refill(time.monotonic())
+        queue = self._queue
+        while queue:
+            send, data = queue[0]
+            size = len(data) + PACKET_OVERHEAD_BYTES - 12
+            if self._tokens < size:
+                break
+            queue.popleft()
+            self.queued_bytes -= size
+            self._tokens -= size
+            try:
+                send(data)
+            except Exception:
+                logger.debug("x paced send failed", exc_info=True)
+        if queue:
+            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+
+    def _flush(self) -> None:
+        while self._queue:
+            send, data = self._queue.popleft()
+            try:
+                send(data)
+            except Exception:
+                logger.debug("x paced send failed", exc_info=True)
+        self.queued_bytes = 0
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+        self.queued_bytes = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"rate_bps": None if self.rate_bps is None else int(self.rate_bps),
+                "queued_bytes": self.queued_bytes, "paced_packets": self.paced_packets,
+                "dropped_packets": self.dropped_packets}
 
 
 @dataclass
@@ -373,7 +508,10 @@ def _demand(consumer: "Consumer") -> Demand:
     needs = []
     for layer in sorted(layers):
         nominal = NOMINAL_VIDEO_BPS[min(layer, len(NOMINAL_VIDEO_BPS) - 1)]
-        needs.append(layers[layer].bitrate_bps or nominal)  # not measured yet: nominal
+        producer = layers[layer]
+        average = producer.average_bitrate_bps or producer.bitrate_bps
+        keyframe = int(producer.keyframe_bytes * 8 / KEYFRAME_DELIVERY_S)
+        needs.append(max(average, keyframe) or nominal)  # not measured yet: nominal
     # a lower layer never needs more than a higher one (a measurement can say so briefly)
     for i in range(len(needs) - 2, -1, -1):
         needs[i] = max(needs[i], needs[i + 1])

@@ -74,6 +74,8 @@ class Consumer:
         self._paused = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._is_video = producer.kind == "video"
+        # video goes through the subscriber's pacer (audio never waits)
+        self._pacer: Optional[Any] = getattr(transport, "pacer", None) if self._is_video else None
         # negotiated
         self.layout: Optional[ExtensionLayout] = None
         self.ssrc = 0
@@ -98,9 +100,11 @@ class Consumer:
         self.packets = 0
         self.octets = 0
         self.retransmissions = 0
+        self.rtx_octets = 0  # retransmissions on the wire (RTP header included)
         self.nacks = 0
         self.nack_misses = 0
         self.plis = 0
+        self.plis_held = 0
         self.keyframes_started = 0
         # receiver feedback
         self.fraction_lost = 0.0
@@ -271,6 +275,8 @@ class Consumer:
             "retransmissions": self.retransmissions,
             "nacks": self.nacks,
             "plis": self.plis,
+            "plis_held": self.plis_held,
+            "plis": self.plis,
             "fraction_lost": self.fraction_lost,
             "packets_lost": self.packets_lost,
             "jitter": self.jitter,
@@ -350,7 +356,11 @@ class Consumer:
         seq = (in_seq + self._seq_off) & 0xFFFF
         ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         patch_header(buf, 0x80 | self.payload_type if packet.marker else self.payload_type, seq, ts, self.ssrc)
-        send(bytes(buf))
+        pacer = self._pacer
+        if pacer is None or pacer.rate_bps is None:
+            send(bytes(buf))
+        else:
+            pacer.send(send, bytes(buf))
         self.packets += 1
         self.octets += len(packet.payload)
         self._last_seq = seq
@@ -386,6 +396,7 @@ class Consumer:
             patch_header(buf, marker | self.payload_type, out_seq, ts, self.ssrc)
         send(bytes(buf))
         self.retransmissions += 1
+        self.rtx_octets += len(buf)
 
     # -- hooks (called by aiortc through media.aiortc_hooks) ---------------------
     def on_negotiated(
@@ -446,7 +457,12 @@ class Consumer:
         elif isinstance(packet, hooks.RTCP_CLASSES["psfb"]):
             if packet.fmt in (hooks.PSFB_PLI, hooks.PSFB_FIR):
                 self.plis += 1
-                self._producer.request_keyframe()
+                if self._pacer is not None and self._pacer.queued_bytes:
+                    # video still waits to go out to this subscriber (a key frame
+                    # crossing a slow link): another key frame would only queue behind it
+                    self.plis_held += 1
+                else:
+                    self._producer.request_keyframe()
             elif packet.fmt == hooks.PSFB_APP:
                 try:
                     bitrate, ssrcs = hooks.unpack_remb_fci(packet.fci)

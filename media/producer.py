@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import aiortc_hooks as hooks
@@ -34,6 +35,10 @@ logger = logging.getLogger("synclass.media.producer")
 KEYFRAME_REQUEST_INTERVAL_S = 1.0
 # A track's bitrate is measured over windows this long.
 RATE_WINDOW_S = 1.0
+# ... and, for the allocation's demand, averaged over this many such windows:
+# a slide deck sends a 30-60 KB key frame per slide and ~10 kbps between, so a
+# one-second window reads 12 kbps or 400 kbps depending on when it is taken.
+AVERAGE_WINDOWS = 10
 # Bytes a packet takes on the wire besides its payload: RTP header with
 # extensions (~20), SRTP tag (10), UDP + IPv4 (28). What a rate cap counts.
 PACKET_OVERHEAD_BYTES = 60
@@ -98,6 +103,11 @@ class Producer:
         # what this track takes on a link (payload + per-packet overhead), per second
         self.bitrate_bps = 0
         self._rate_window = (0.0, 0, 0)  # (start time, packets, octets) at its start
+        self._rate_history: deque[int] = deque(maxlen=AVERAGE_WINDOWS)
+        self.average_bitrate_bps = 0  # over the last AVERAGE_WINDOWS windows
+        # the latest key frame's size on the wire (payload + overhead per packet), bytes
+        self.keyframe_bytes = 0
+        self._keyframe_ts: Optional[int] = None
         self.keyframes = 0
         self.keyframe_requests = 0
         hooks.install_receiver_hooks(receiver, self)
@@ -152,6 +162,8 @@ class Producer:
             "packets": self.packets,
             "octets": self.octets,
             "bitrate_bps": self.bitrate_bps,
+            "average_bitrate_bps": self.average_bitrate_bps,
+            "keyframe_bytes": self.keyframe_bytes,
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "consumers": len(self._consumers),
@@ -232,6 +244,8 @@ class Producer:
             if start:
                 bits = (self.octets - octets0 + (self.packets - packets0) * PACKET_OVERHEAD_BYTES) * 8
                 self.bitrate_bps = int(bits / (now - start))
+                self._rate_history.append(self.bitrate_bps)
+                self.average_bitrate_bps = sum(self._rate_history) // len(self._rate_history)
             self._rate_window = (now, self.packets, self.octets)
         self.cache.put(packet.sequence_number, packet)
         if self._recorders and not self._paused:
@@ -242,6 +256,10 @@ class Producer:
         keyframe = self._is_keyframe is not None and self._is_keyframe(payload)
         if keyframe:
             self.keyframes += 1
+            self._keyframe_ts = packet.timestamp
+            self.keyframe_bytes = len(payload) + PACKET_OVERHEAD_BYTES
+        elif packet.timestamp == self._keyframe_ts:
+            self.keyframe_bytes += len(payload) + PACKET_OVERHEAD_BYTES
         abs_time = abs_send_time_now(now)
         audio_level = packet.extensions.audio_level
         # One serialization per extension layout (in practice: one).

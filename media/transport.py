@@ -24,7 +24,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from . import aiortc_hooks as hooks
-from .bandwidth import DownlinkController
+from .bandwidth import DownlinkController, Pacer
 from .consumer import Consumer
 from .producer import Producer, PublisherClock
 
@@ -112,6 +112,7 @@ class Transport:
         self._consumers: list[Consumer] = []
         self._clock = PublisherClock()
         self._controller: Optional[DownlinkController] = None  # rate control, once it consumes
+        self.pacer = Pacer()  # this subscriber's video, spread at what its link carries
         self._lock = asyncio.Lock()  # one SDP exchange at a time
         self.pc.on("connectionstatechange", self._on_state)
 
@@ -189,7 +190,7 @@ class Transport:
         consumer = Consumer(self, producer, transceiver, dict(app_data))
         self._consumers.append(consumer)
         if self._controller is None:
-            self._controller = DownlinkController(self._consumers)
+            self._controller = DownlinkController(self._consumers, pacer=self.pacer)
             self._controller.start()
         consumer.on_feedback = self._controller.feedback
         consumer.on_nack_loss = self._controller.nack_loss
@@ -229,6 +230,7 @@ class Transport:
         self._closed = True
         if self._controller is not None:
             self._controller.stop()
+        self.pacer.close()
         for producer in list(self._producers.values()):
             await producer.close()
         for consumer in list(self._consumers):

@@ -895,3 +895,18 @@ def test_from_64_kbps_back_to_5_mbps_padding_probes_bring_the_video_back() -> No
     assert run.paused_share("camera", 22, 80) == 1.0
     assert run.first("camera", 2, 80) <= 15.0
     assert run.first("camera", 0, 80) <= 25.0
+
+
+@pytest.mark.parametrize(
+    ("loss", "floor", "expected"),
+    [
+        (0.9, 200_000, 200_000),  # 150 kbps got through: within 60 % of the floor, stop at the floor
+        (0.96, 200_000, 60_000),  # 60 kbps: far below, a pause it is
+        (0.8, 200_000, 300_000),  # above the floor anyway
+        (0.9, None, 150_000),
+    ],
+)
+def test_a_fast_cut_near_the_lowest_layers_stops_at_them(loss: float, floor: Optional[int], expected: int) -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, loss, 1_500_000, floor_bps=floor)
+    assert est.estimate(1.0) == pytest.approx(expected, abs=1)
