@@ -217,6 +217,10 @@ class DownlinkController:
             self._sent_log.pop(0)
         then, bits_then = self._sent_log[0]
         sent_bps = (self._sent_total - bits_then) / max(1e-3, now - then) if now > then else sent_bits / dt
+        # A running probe is judged first: its verdict explains the report that came
+        # with it (a failed probe ends the clean run that report would climb on).
+        probe_judged = self._probe is not None and self._probe_verdict(
+            now, consumers, loss_now=lost_weighted / reported_packets if reported_packets else None)
         if reported_packets:
             fresh = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
             self.estimator.on_report(
@@ -232,7 +236,7 @@ class DownlinkController:
             self._last_remb = remb
             self.estimator.on_remb(now, remb)
             news = True
-        if self._probe is not None and self._probe_verdict(now, consumers):
+        if probe_judged:
             news = True
         if not news and now - self._allocated_at < REALLOCATE_S and len(self._selectors) >= sum(
             1 for c in consumers if c.kind == "video"
@@ -323,7 +327,8 @@ class DownlinkController:
             return
         probe.timer = asyncio.get_running_loop().call_later(PROBE_TICK_S, self._pad)
 
-    def _probe_verdict(self, now: float, consumers: list["Consumer"], final: bool = False) -> bool:
+    def _probe_verdict(self, now: float, consumers: list["Consumer"], final: bool = False,
+                       loss_now: Optional[float] = None) -> bool:
         """Judge the running probe if its evidence is in; True if it was judged."""
         probe = self._probe
         assert probe is not None
@@ -342,7 +347,7 @@ class DownlinkController:
             self._finish_probe(now, carried, f"padding loss {c.rtx_fraction_lost:.3f}")
             return True
         if final or now - probe.started >= PROBE_MAX_S:
-            loss = self.estimator.state().get("loss")
+            loss = loss_now if loss_now is not None else self.estimator.state().get("loss")
             carried = loss is not None and loss <= limit and bool(rises or probe.rtt_before is None)
             self._finish_probe(now, carried, f"no padding report; loss {loss}")
             return True
