@@ -290,8 +290,7 @@ class DownlinkController:
             self.estimator.on_probe_result(now, target_bps, False)
             return
         pad_bps = target_bps - sent_bps
-        rtts = [rtt for c in consumers if c.last_rtt is not None and now - c.last_rtt[0] <= 10.0
-                for rtt in (c.last_rtt[1],)]
+        rtts = [c.last_rtt[1] for c in consumers if c.last_rtt is not None and now - c.last_rtt[0] <= 10.0]
         self._probe = _Probe(
             consumer=paused[0], target_bps=target_bps, pad_bps=max(pad_bps, 0.0), started=now,
             loss_before=self.estimator.state().get("loss") or 0.0,
@@ -333,8 +332,7 @@ class DownlinkController:
         probe = self._probe
         assert probe is not None
         c = probe.consumer
-        rises = [rtt for x in consumers if x.last_rtt is not None and x.last_rtt[0] >= probe.started + 0.3
-                 for rtt in (x.last_rtt[1],)]
+        rises = [x.last_rtt[1] for x in consumers if x.last_rtt is not None and x.last_rtt[0] >= probe.started + 0.3]
         if probe.rtt_before is not None and rises and max(rises) > probe.rtt_before + PROBE_RTT_RISE_S:
             self._finish_probe(now, False, f"rtt {probe.rtt_before * 1000:.0f} -> {max(rises) * 1000:.0f} ms")
             return True

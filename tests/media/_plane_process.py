@@ -13,10 +13,13 @@ from typing import Any
 
 
 class ServerProcess:
-    def __init__(self, ctx: Any) -> None:
+    """The test's end of the pipe: ``call(name, *args)`` runs one request in
+    the child (``target``, default this module's ``serve``) and returns its answer."""
+
+    def __init__(self, ctx: Any, target: Any = None) -> None:
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=serve, args=(child,), daemon=True)
-        self._process.start()
+        self.process = ctx.Process(target=target or serve, args=(child,), daemon=True)
+        self.process.start()
         child.close()
 
     async def call(self, name: str, *args: Any, timeout: float = 20) -> Any:
@@ -29,16 +32,21 @@ class ServerProcess:
             raise RuntimeError(f"server process failed on {name!r}: {value}")
         return value
 
+    def kill(self) -> None:
+        """SIGKILL, no goodbye (a server crash)."""
+        self.process.kill()
+        self.process.join(10)
+
     async def stop(self) -> None:
-        if self._process.is_alive():
+        if self.process.is_alive():
             try:
                 await self.call("stop", timeout=10)
             except Exception:
                 pass
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._process.join, 10)
-        if self._process.is_alive():
-            self._process.kill()
+        await loop.run_in_executor(None, self.process.join, 10)
+        if self.process.is_alive():
+            self.process.kill()
         self._conn.close()
 
 

@@ -11,40 +11,12 @@ import asyncio
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ._plane_process import ServerProcess
 
-class RecordingServer:
+
+class RecordingServer(ServerProcess):
     def __init__(self, ctx: Any) -> None:
-        self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=serve, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
-
-    async def call(self, name: str, *args: Any, timeout: float = 20) -> Any:
-        self._conn.send((name, args))
-        loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, self._conn.poll, timeout):
-            raise TimeoutError(f"recording process did not answer {name!r} in {timeout} s")
-        ok, value = self._conn.recv()
-        if not ok:
-            raise RuntimeError(f"recording process failed on {name!r}: {value}")
-        return value
-
-    def kill(self) -> None:
-        """SIGKILL, no goodbye."""
-        self.process.kill()
-        self.process.join(10)
-
-    async def stop(self) -> None:
-        if self.process.is_alive():
-            try:
-                await self.call("stop", timeout=10)
-            except Exception:
-                pass
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self.process.join, 10)
-            if self.process.is_alive():
-                self.process.kill()
-        self._conn.close()
+        super().__init__(ctx, target=serve)
 
 
 def serve(conn: Connection) -> None:

@@ -141,3 +141,33 @@ async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stre
     sub.sizes.clear()
     await wait_for(lambda: SIZES[2] in sub.sizes and sub.frames["video"] >= frames_before + 10, 10,
                    "the video back after the probe")
+
+
+async def test_a_pli_is_held_while_the_subscribers_video_waits_in_the_pacer(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    """A subscriber that asks for a key frame while the last one still waits to
+    cross its slow link would only queue another behind it (a slide's key frame
+    is 30-60 KB): the PLI is held until the pacer has sent what it holds."""
+    from media import aiortc_hooks as hooks
+
+    router = await plane.create_router({"session": "layers-pli"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    down = sub.transport
+    down._controller.stop()  # type: ignore[attr-defined]  # this test sets the pacer itself
+    consumer = sub.consumer("video")
+    await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
+    pli = hooks.RTCP_CLASSES["psfb"](fmt=hooks.PSFB_PLI, ssrc=1, media_ssrc=consumer.ssrc)
+
+    down.pacer.set_rate(30_000)  # far below the 640x360 layer: video queues up
+    await wait_for(lambda: down.pacer.queued_bytes > 0, 5, "video waiting in the pacer")
+    await asyncio.sleep(1.1)  # past the producer's one-request-a-second limit
+    asked = producers[0].keyframe_requests
+    consumer.on_rtcp(pli)
+    assert consumer.plis_held == 1 and producers[0].keyframe_requests == asked
+
+    down.pacer.set_rate(None)  # the queue goes out: the next PLI is passed on
+    assert down.pacer.queued_bytes == 0
+    consumer.on_rtcp(pli)
+    assert consumer.plis_held == 1 and producers[0].keyframe_requests == asked + 1
