@@ -94,6 +94,8 @@ class DownlinkController:
                  pacer: Optional[Pacer] = None) -> None:
         self._consumers = consumers  # the transport's live list
         self.pacer = pacer
+        self._pacer_dropped = 0
+        self._pacer_held = 0  # pacer bytes waiting or dropped at the last tick
         start = time.monotonic() if now is None else now
         # Until the subscriber's reports say otherwise its link is taken to be
         # good: a single-layer track is forwarded as it is from the start, and
@@ -211,6 +213,12 @@ class DownlinkController:
             self._selectors.pop(gone, None)
             self._delivered.pop(gone, None)
             self._reports.pop(gone, None)
+        if self.pacer is not None:
+            # what the consumers handed the pacer is not on the wire yet (a slide's key
+            # frame waits there for seconds on a slow link): count what left it
+            held = self.pacer.queued_bytes + self.pacer.dropped_bytes
+            sent_bits = max(0, sent_bits - (held - self._pacer_held) * 8)
+            self._pacer_held = held
         self._sent_total += sent_bits
         self._sent_log.append((now, self._sent_total))
         while len(self._sent_log) > 2 and self._sent_log[1][0] <= now - SENT_WINDOW_S:
@@ -257,6 +265,11 @@ class DownlinkController:
             )
         self.allocation = allocation
         if self.pacer is not None:
+            if self.pacer.dropped_packets != self._pacer_dropped:
+                logger.info("- pacer dropped %d video packets (%d bytes waiting, %s kbps)",
+                            self.pacer.dropped_packets - self._pacer_dropped, self.pacer.queued_bytes,
+                            None if self.pacer.rate_bps is None else int(self.pacer.rate_bps) // 1000)
+                self._pacer_dropped = self.pacer.dropped_packets
             audio = sum(d.layer_bps[0] for d in demands if d.kind == "audio")
             self.pacer.set_rate(None if budget > PACE_ABOVE_BPS else max(PACE_MIN_BPS, (budget - audio) * PACE_FACTOR))
         self.estimator.set_need(_unpause_need(demands, self.allocation))
@@ -406,6 +419,7 @@ class Pacer:
         self._timer: Optional[asyncio.TimerHandle] = None
         self.paced_packets = 0
         self.dropped_packets = 0
+        self.dropped_bytes = 0
 
     def set_rate(self, rate_bps: Optional[float]) -> None:
         if rate_bps is None:
@@ -429,6 +443,7 @@ class Pacer:
                 return
         if (self.queued_bytes + size) * 8 > rate * PACE_MAX_DELAY_S:
             self.dropped_packets += 1
+            self.dropped_bytes += size
             return
         self._queue.append((send, data))
         self.queued_bytes += size
