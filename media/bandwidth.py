@@ -63,6 +63,10 @@ NOMINAL_AUDIO_BPS = 40_000
 PROBE_TICK_S = 0.02
 PROBE_MIN_S = 0.8
 PROBE_MAX_S = 3.5
+PROBE_CLEAN_RTX_S = 5.0
+# ... and a receiver whose reports of the other streams (with a round trip)
+# keep coming this long into a probe without one of the RTX stream is judged by those.
+PROBE_SILENT_S = 1.5
 PROBE_LOSS_MARGIN = 0.10  # an RR interval of ~60 padding packets on a 5 % link reads 11 % now and then
 PROBE_RTT_RISE_S = 0.08
 # A video track "fits" only if, on top of its average rate, one of its key
@@ -352,12 +356,18 @@ class DownlinkController:
         limit = max(probe.loss_before, 0.0) + PROBE_LOSS_MARGIN
         # The first report of the RTX stream after the probe started may count, as
         # lost, retransmissions lost long before (its sequence numbers jump over
-        # them when the padding starts): the second one is the probe's own.
-        if c.rtx_reports - probe.rtx_reports >= 2 and now - probe.started >= PROBE_MIN_S:
+        # them when the padding starts): after recent retransmissions, the second
+        # one is the probe's own.
+        reports = 2 if probe.started - c.last_retransmission_at < PROBE_CLEAN_RTX_S else 1
+        if c.rtx_reports - probe.rtx_reports >= reports and now - probe.started >= PROBE_MIN_S:
             carried = c.rtx_fraction_lost <= limit
             self._finish_probe(now, carried, f"padding loss {c.rtx_fraction_lost:.3f}")
             return True
-        if final or now - probe.started >= PROBE_MAX_S:
+        silent = (c.rtx_reports == probe.rtx_reports and loss_now is not None and bool(rises)
+                  and now - probe.started >= PROBE_SILENT_S)
+        if final or silent or now - probe.started >= PROBE_MAX_S:
+            # no verdict from the RTX stream (a receiver that does not report it):
+            # the other streams' loss and the round trip tell
             loss = loss_now if loss_now is not None else self.estimator.state().get("loss")
             carried = loss is not None and loss <= limit and bool(rises or probe.rtt_before is None)
             self._finish_probe(now, carried, f"no padding report; loss {loss}")

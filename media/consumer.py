@@ -101,6 +101,7 @@ class Consumer:
         self.octets = 0
         self.retransmissions = 0
         self.rtx_octets = 0  # retransmissions on the wire (RTP header included)
+        self.last_retransmission_at = -1e9
         self.nacks = 0
         self.nack_misses = 0
         self.plis = 0
@@ -398,6 +399,7 @@ class Consumer:
         send(bytes(buf))
         self.retransmissions += 1
         self.rtx_octets += len(buf)
+        self.last_retransmission_at = time.monotonic()
 
     # -- hooks (called by aiortc through media.aiortc_hooks) ---------------------
     def on_negotiated(
