@@ -19,6 +19,10 @@ let soundBlocked = false;         // autoplay refused sound: the #sound button a
 const COURSEWARE_OPTIONS = { maxFramerate: 5, maxBitrate: 1_000_000, degradationPreference: 'maintain-resolution', absSendTime: false };
 const SPEAKING_LEVEL = 0.04;      // audioLevel (0..1, linear) above which a classroom is "speaking"
 const SPEAKING_HOLD_MS = 700;
+// getSynchronizationSources() gives the level of the newest packet only (20 ms of sound): a short
+// sound — a word, Chromium's fake microphone's 20 ms beep every 500 ms — is seen only by sampling
+// often. 50 ms: one cheap synchronous call per tile.
+const SPEAKING_POLL_MS = 50;
 const LINK_WEAK_LOSS = 0.05;      // > 5 % packets lost
 const LINK_WEAK_FPS = 8;
 
@@ -542,7 +546,7 @@ for (const source of ['mic', 'camera']) {
 
 Object.assign(hook, { shareCourseware, stopCourseware: unshareCourseware, enableSound });
 setInterval(() => { statsLoop(); }, 1000);
-setInterval(speakingLoop, 150);
+setInterval(speakingLoop, SPEAKING_POLL_MS);
 
 if (!token) {
   say('链接缺少 token (the link has no ?token=)');
