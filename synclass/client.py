@@ -18,6 +18,8 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+import media.aiortc_hooks  # noqa: F401  (routes retransmissions to the right receiver)
+
 logger = logging.getLogger("synclass.client")
 
 

@@ -317,3 +317,16 @@ async def test_publisher_sockets_get_the_enlarged_receive_buffer() -> None:
         await pc.close()
     finally:
         set_ice_host_addresses([])
+
+
+def test_rtp_routing_still_registers_only_media_ssrcs_through_the_patched_method() -> None:
+    """The RTX-routing fix wraps RTCDtlsTransport._register_rtp_receiver and writes
+    the router's ssrc_table; aiortc's route_rtp must still look SSRCs up there."""
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    assert RTCDtlsTransport._register_rtp_receiver is hooks._register_rtp_receiver_with_rtx
+    original = inspect.getsource(hooks._original_register_rtp_receiver)
+    assert "encoding.ssrc" in original and "register_receiver" in original
+    assert "self.ssrc_table.get(packet.ssrc)" in inspect.getsource(RtpRouter.route_rtp)
+    router = RtpRouter()
+    assert router.ssrc_table == {}

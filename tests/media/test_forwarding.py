@@ -460,6 +460,56 @@ async def test_a_lossy_subscriber_gets_retransmissions_and_still_decodes(
     assert all(sent is not None and (now - sent) % (1 << 24) < (1 << 18) for sent, now in rtx), rtx[:5]
 
 
+async def test_retransmissions_reach_each_of_two_video_tracks_on_one_transport(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    """A camera and the courseware share one subscriber transport, and their RTX
+    payload type. aiortc routes an RTX packet by SSRC, and it registers only the
+    media SSRCs: without media.aiortc_hooks registering the RTX SSRCs too, every
+    retransmission to either track was dropped before its receiver."""
+    from .test_layers import SIZES, publish_layers
+
+    router = await plane.create_router({"session": "e2"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0], producers[1]], "lossy")
+    sub.transport._controller.stop()  # type: ignore[attr-defined]  # both tracks as they are
+    payload_types: dict[str, list[int]] = {}
+    for transceiver in sub.pc.getTransceivers():
+        receiver = transceiver.receiver
+        seen = payload_types.setdefault(transceiver.mid or "", [])
+        handle = receiver._handle_rtp_packet
+
+        async def on_rtp(packet: Any, arrival_time_ms: int, handle: Any = handle, seen: list[int] = seen) -> None:
+            seen.append(packet.payload_type)
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = on_rtp
+    dropped = [0]
+    for protocol in _udp_protocols(sub.pc):
+        received = protocol.datagram_received
+        count = [0]
+
+        def lossy(data: bytes, addr: Any, received: Any = received, count: list[int] = count) -> None:
+            if _is_srtp_rtp(data):
+                count[0] += 1
+                if count[0] % 20 == 0:
+                    dropped[0] += 1
+                    return
+            received(data, addr)
+
+        protocol.datagram_received = lossy
+
+    videos = [c for c in sub.consumers if c.kind == "video"]
+    assert len(videos) == 2
+    await wait_for(lambda: all(c.retransmissions >= 5 for c in videos), 10, "retransmissions to both tracks")
+    await asyncio.sleep(0.5)  # the last ones on their way
+    for consumer in videos:
+        assert consumer.rtx_payload_type is not None
+        got = payload_types[consumer.mid]
+        assert got.count(consumer.rtx_payload_type) >= 3, (consumer.mid, consumer.retransmissions, set(got))
+    assert sub.sizes == {SIZES[0], SIZES[1]}
+
+
 # --- (f) signaling errors ------------------------------------------------------------------------------
 async def _real_offer(clients: Clients) -> tuple[str, dict[str, dict[str, Any]]]:
     pc = clients.new_pc()
