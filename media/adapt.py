@@ -107,6 +107,23 @@ CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms
 # and 1.25 x "what got through" came out at 200 kbps: video paused for 6 s.
 REPEAT_CUT_FLOOR = 0.5
 CUT_WORSE = 0.10
+# The delay signal: a round trip QUEUE_DELAY_S above the least of the last
+# few seconds (see DownlinkController) means a queue is building on the link:
+# more is sent than it carries. Loss alone learns that only when the queue
+# overflows; on a link with a few percent of random loss the loss-based
+# estimate can sit 10-20 % above the link (a heavy-loss cut keeps
+# DELIVERED_SLACK over what got through) and every slide's key frame, paced
+# at the estimate, then fills the queue until it drops a burst. Measured at
+# 300 kbps behind a 200 ms queue: RTT 100 ms empty, 300-340 ms while the
+# estimate stood at 337 kbps. The estimate goes to QUEUE_CUT x what is sent
+# (not below REPEAT_CUT_FLOOR of itself: an RTT can grow for other reasons)
+# and counts as a cut, so the loss reports of the next CUT_HOLD_S, which
+# describe the queue's overflow, do not cut again unless over QUEUE_CUT_LOSS.
+QUEUE_DELAY_S = 0.10
+QUEUE_CUT = 0.85
+QUEUE_CUT_LOSS = 0.30
+# Only while what is sent comes near the estimate (or video waits in the pacer).
+QUEUE_SENT_SHARE = 0.7
 
 # -- climbing (probing upward) -------------------------------------------------
 # A climb multiplies the estimate (or the sent rate, if higher) by this. From
@@ -176,6 +193,9 @@ PROBE_KEEP_S = 10.0
 # key frame), so the clean-run wait it doubles stops at this, not at
 # CLIMB_WAIT_MAX_S: a paused link that got better is found sooner.
 PROBE_WAIT_MAX_S = 4.0
+# After a probe that carried, the next one (from where it got) comes this soon:
+# probing costs no freeze, and a paused camera should not wait 10 s a step.
+PROBE_CHAIN_S = 1.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -380,6 +400,8 @@ class LinkEstimator:
         self._delivered: Optional[float] = None
         # padding probes (see PROBE_STEP)
         self.can_probe = False  # set by the controller: a paused video can carry padding now
+        # set by the controller: video waits in the pacer (see BACKLOG_HOLDS)
+        self.backlogged = False
         self._probe_wanted: Optional[float] = None
         self._probing = False
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
@@ -433,6 +455,11 @@ class LinkEstimator:
                 self._clean_since = max(prev_at, self._congested_at)
         else:
             self._clean_since = None
+        if self.backlogged:
+            # What is sent is the pacer draining at the estimate: a clean report
+            # of it proves nothing yet (its queue on the link shows a report
+            # later), and growth would raise the very rate that fills the queue.
+            return
         if loss >= LOSS_LOW:  # hold band: no growth; a climb only after a long calm
             if self._hold_climb_due(now):
                 self._climb_step(now, sent_ref, hold_band=True)
@@ -478,6 +505,23 @@ class LinkEstimator:
         self._heavy_loss(now, loss, loss, float(sent_bps), fast=True)
         if floor_bps and floor_bps * FAST_FLOOR_SHARE <= self._est < floor_bps:
             self._set(now, floor_bps, self._reason)
+
+    def on_queue_delay(self, now: float, queue_s: float, sent_bps: float) -> None:
+        """The round trip stands ``queue_s`` above the link's least of late
+        (the caller checked it held for a while, not one late report)."""
+        if queue_s < QUEUE_DELAY_S - _EPS or sent_bps <= 0 or now - self._cut_at < CUT_HOLD_S - _EPS:
+            return
+        if not self.backlogged and sent_bps < self._est * QUEUE_SENT_SHARE:
+            return  # far below the estimate: not our rate's queue (another's, or the path's own delay)
+        failed = self._congestion(now)
+        target = max(float(sent_bps) * QUEUE_CUT, self._est * REPEAT_CUT_FLOOR)
+        if failed is not None:
+            target = min(target, self._withdraw(failed, float(sent_bps), self._loss or 0.0)[0])
+        self._congested_at = now
+        self._hold_wait = max(self._hold_wait, HOLD_CLIMB_AFTER_CUT_S)
+        if target < self._est:
+            self._cut_at, self._cut_loss = now, QUEUE_CUT_LOSS
+            self._set(now, target, "queue")
 
     def _unpausing(self) -> bool:
         return self._need is not None and self._est < self._need
@@ -626,6 +670,8 @@ class LinkEstimator:
         wait = self._hold_wait
         if self._unpausing():
             wait = UNPAUSE_WAIT_S * self._hold_wait / HOLD_CLIMB_WAIT_S
+            if self.can_probe and now - self._proven[1] <= PROBE_KEEP_S + _EPS:
+                wait = min(wait, PROBE_CHAIN_S)  # the last probe carried: the next step follows
         return now - calm_since >= wait - _EPS
 
     def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
@@ -684,6 +730,9 @@ class LinkEstimator:
         self._failed_probes += 1
         self._clean_since = None
         self._congested_at = now
+        # the loss the receiver reports of the next CUT_HOLD_S tell is the probe's
+        # padding overflowing the queue, which stopped: no cut for it
+        self._cut_at, self._cut_loss = now, 1.0
         self._wait = min(self._wait * 2.0, max(PROBE_WAIT_MAX_S, CLIMB_WAIT_S))
         self._hold_wait = min(self._hold_wait * 2.0, HOLD_CLIMB_WAIT_MAX_S)
 

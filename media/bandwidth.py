@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from .adapt import Demand, LayerSelector, LinkEstimator, allocate
+from .adapt import QUEUE_DELAY_S, Demand, LayerSelector, LinkEstimator, allocate
 from .producer import PACKET_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
@@ -69,6 +69,14 @@ PROBE_CLEAN_RTX_S = 5.0
 PROBE_SILENT_S = 1.5
 PROBE_LOSS_MARGIN = 0.10  # an RR interval of ~60 padding packets on a 5 % link reads 11 % now and then
 PROBE_RTT_RISE_S = 0.08
+# ... as round trips of sender reports sent this long into the probe show it
+# (a probe 15 % over a 300 kbps link fills its 200 ms queue in ~1.3 s: an
+# earlier report's round trip, or a report's loss, says nothing yet). No
+# probe is judged carried without one, until PROBE_MAX_S.
+PROBE_RTT_AFTER_S = 0.8
+# The media's own loss (NACKs, or a receiver report) over PROBE_LOSS_MARGIN
+# above the loss before, once the probe has run this long, stops it at once.
+PROBE_NACK_AFTER_S = 0.3
 # A video track "fits" only if, on top of its average rate, one of its key
 # frames can cross the link within this long (the courseware target: a new
 # slide shows within 5 s): a slide deck averaging 60 kbps with 37 KB key
@@ -80,6 +88,24 @@ KEYFRAME_DELIVERY_S = 5.0
 # once; links estimated above PACE_ABOVE_BPS are not paced (a key frame is a
 # small share of what they carry, and the fan-out hot path stays as it is).
 PACE_FACTOR = 1.0
+# The delay signal (see media.adapt.QUEUE_DELAY_S): round trips from the
+# subscriber's receiver reports, against the least of the last RTT_BASE_S; a
+# queue counts once its round trips have stood that high for QUEUE_PERSIST_S
+# (a stalled event loop on a loaded machine delays the reports of one
+# moment, not of half a second), and only on links paced (estimated at most
+# PACE_ABOVE_BPS): on faster links a slide's key frame is a small share of
+# what they carry, loss alone steers them.
+RTT_BASE_S = 10.0
+# The estimate does not grow while more than this long of video waits in the
+# pacer (media.adapt.LinkEstimator.backlogged): the pacer then sends at the
+# estimate, and growing it on clean reports fed a queue on a 300 kbps link
+# from 243 to 369 kbps in 2 s, until it overflowed.
+BACKLOG_S = 0.1
+# A paused video resumes only when it fits with this much to spare (less than
+# media.adapt.UNPAUSE_HEADROOM, where probes aim, so that a probe that carried
+# brings it back even if the measured needs moved by a few percent meanwhile).
+RESUME_HEADROOM = 1.08
+QUEUE_PERSIST_S = 0.5
 PACE_BURST_S = 0.04
 PACE_ABOVE_BPS = 4_000_000
 PACE_MIN_BPS = 30_000
@@ -89,6 +115,13 @@ PACE_MIN_BPS = 30_000
 # less, and a slide's key frame on a 300 kbps link is cut short every time.
 PACE_MAX_DELAY_S = KEYFRAME_DELIVERY_S
 PACE_TICK_S = 0.005
+# Retransmissions wait ahead of the video, at most this long.
+PACE_FIRST_MAX_DELAY_S = 0.5
+# A track's share of the pacer is what the allocation gave it; one the pacer
+# was not told of (just added) weighs this much, and no share weighs less than
+# the minimum (a tag of size / weight must stay finite).
+PACE_DEFAULT_WEIGHT_BPS = 150_000
+PACE_MIN_WEIGHT_BPS = 10_000
 # Priorities (lower first): the control plane sets ``priority`` in a consumer's app_data.
 DEFAULT_PRIORITY = 3
 
@@ -119,6 +152,9 @@ class DownlinkController:
         self._allocated_at = -1e9
         self._nack_soon: Optional[asyncio.TimerHandle] = None
         self._probe: Optional[_Probe] = None
+        self._rtts: deque[tuple[float, float, float]] = deque()  # Consumer.last_rtt of every RR
+        self._rtt_seen: dict[str, float] = {}  # consumer id -> arrival of its last sample taken
+        self._queue_since: Optional[float] = None
         self.probes: list[dict[str, Any]] = []  # the last few probes and their verdicts (for stats)
 
     def start(self) -> None:
@@ -155,6 +191,12 @@ class DownlinkController:
         try:
             now = time.monotonic()
             loss = self.nack_loss_fraction(now)
+            probe = self._probe
+            if (probe is not None and loss is not None and now - probe.started >= PROBE_NACK_AFTER_S
+                    and loss > probe.loss_before + PROBE_LOSS_MARGIN):
+                # the probe's padding is overflowing the queue: stop it now, not at its verdict
+                self._finish_probe(now, False, f"nack loss {loss:.3f}")
+                return
             if loss is not None and loss > self.estimator.fast_loss_threshold:
                 self.tick(now, fast_loss=loss)
         except Exception:
@@ -220,7 +262,7 @@ class DownlinkController:
         if self.pacer is not None:
             # what the consumers handed the pacer is not on the wire yet (a slide's key
             # frame waits there for seconds on a slow link): count what left it
-            held = self.pacer.queued_bytes + self.pacer.dropped_bytes
+            held = self.pacer.video_bytes + self.pacer.dropped_bytes
             sent_bits = max(0, sent_bits - (held - self._pacer_held) * 8)
             self._pacer_held = held
         self._sent_total += sent_bits
@@ -233,12 +275,18 @@ class DownlinkController:
         # with it (a failed probe ends the clean run that report would climb on).
         probe_judged = self._probe is not None and self._probe_verdict(
             now, consumers, loss_now=lost_weighted / reported_packets if reported_packets else None)
+        if self.pacer is not None:
+            rate = self.pacer.rate_bps
+            self.estimator.backlogged = bool(rate and self.pacer.video_bytes * 8 > rate * BACKLOG_S)
         if reported_packets:
             fresh = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
             self.estimator.on_report(
                 now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None
             )
         news = bool(reported_packets)
+        queue_s = self._queue_delay(now, consumers)
+        if queue_s is not None:
+            self.estimator.on_queue_delay(now, queue_s, sent_bps)
         if fast_loss is not None:
             lowest = [_demand(c) for c in consumers]
             floor = sum(d.layer_bps[-1] for d in lowest)  # every track on its lowest layer
@@ -258,6 +306,16 @@ class DownlinkController:
         budget = self.estimator.estimate(now)
         demands = [_demand(c) for c in consumers]
         allocation = allocate(budget, demands)
+        # Hysteresis: a paused video comes back only if it fits with RESUME_HEADROOM to
+        # spare. Right at the edge (a 300 kbps link carrying audio, a slide deck and the
+        # camera's lowest layer within 10 %), the courseware's need moving with its slides
+        # paused and resumed the camera every few seconds, each time with a key frame.
+        paused = {c.id for c in consumers if c.kind == "video" and c.packets and c.target_layer is None}
+        if any(allocation.get(key) is not None for key in paused):
+            strict = allocate(int(budget / RESUME_HEADROOM), demands)
+            for key in paused:
+                if strict.get(key) is None:
+                    allocation[key] = None
         if allocation != self.allocation:
             state = self.estimator.state()
             logger.info(
@@ -265,7 +323,8 @@ class DownlinkController:
                 budget // 1000, state.get("reason"), state.get("loss") or 0.0,
                 None if state.get("sent_bps") is None else int(state["sent_bps"]) // 1000,
                 None if state.get("remb_bps") is None else int(state["remb_bps"]) // 1000,
-                " ".join(f"{k[:6]}={v}" for k, v in allocation.items()),
+                " ".join(f"{d.key[:6]}={allocation[d.key]}({'/'.join(str(b // 1000) for b in d.layer_bps)})"
+                         for d in demands),
             )
         self.allocation = allocation
         if self.pacer is not None:
@@ -275,7 +334,10 @@ class DownlinkController:
                             None if self.pacer.rate_bps is None else int(self.pacer.rate_bps) // 1000)
                 self._pacer_dropped = self.pacer.dropped_packets
             audio = sum(d.layer_bps[0] for d in demands if d.kind == "audio")
-            self.pacer.set_rate(None if budget > PACE_ABOVE_BPS else max(PACE_MIN_BPS, (budget - audio) * PACE_FACTOR))
+            weights = {d.key: d.layer_bps[allocation[d.key]] for d in demands
+                       if d.kind == "video" and allocation.get(d.key) is not None}
+            self.pacer.set_rate(None if budget > PACE_ABOVE_BPS else max(PACE_MIN_BPS, (budget - audio) * PACE_FACTOR),
+                                weights)
         self.estimator.set_need(_unpause_need(demands, self.allocation))
         self.estimator.can_probe = self._task is not None and any(
             c.kind == "video" and allocation.get(c.id) is None and c.can_pad for c in consumers
@@ -349,17 +411,24 @@ class DownlinkController:
         probe = self._probe
         assert probe is not None
         c = probe.consumer
-        rises = [x.last_rtt[1] for x in consumers if x.last_rtt is not None and x.last_rtt[0] >= probe.started + 0.3]
+        # round trips of sender reports sent once the probe had run PROBE_RTT_AFTER_S:
+        # earlier ones crossed the link before a queue could build
+        rises = [x.last_rtt[1] for x in consumers
+                 if x.last_rtt is not None and x.last_rtt[2] >= probe.started + PROBE_RTT_AFTER_S]
         if probe.rtt_before is not None and rises and max(rises) > probe.rtt_before + PROBE_RTT_RISE_S:
             self._finish_probe(now, False, f"rtt {probe.rtt_before * 1000:.0f} -> {max(rises) * 1000:.0f} ms")
             return True
         limit = max(probe.loss_before, 0.0) + PROBE_LOSS_MARGIN
+        if loss_now is not None and loss_now > limit and now - probe.started >= PROBE_NACK_AFTER_S:
+            self._finish_probe(now, False, f"loss {loss_now:.3f}")
+            return True
         # The first report of the RTX stream after the probe started may count, as
         # lost, retransmissions lost long before (its sequence numbers jump over
         # them when the padding starts): after recent retransmissions, the second
         # one is the probe's own.
         reports = 2 if probe.started - c.last_retransmission_at < PROBE_CLEAN_RTX_S else 1
-        if c.rtx_reports - probe.rtx_reports >= reports and now - probe.started >= PROBE_MIN_S:
+        if (c.rtx_reports - probe.rtx_reports >= reports and now - probe.started >= PROBE_MIN_S
+                and (rises or probe.rtt_before is None)):
             carried = c.rtx_fraction_lost <= limit
             self._finish_probe(now, carried, f"padding loss {c.rtx_fraction_lost:.3f}")
             return True
@@ -388,6 +457,36 @@ class DownlinkController:
         self._allocated_at = -1e9  # decide again: the estimate may have changed
         self.feedback()
 
+    def _queue_delay(self, now: float, consumers: list["Consumer"]) -> Optional[float]:
+        """How far the round trip stands above the link's least of the last
+        RTT_BASE_S, once it has stood over QUEUE_DELAY_S for QUEUE_PERSIST_S
+        (None otherwise, or when the link is not paced)."""
+        rtts = self._rtts
+        newest: Optional[tuple[float, float, float]] = None
+        for c in consumers:
+            sample = c.last_rtt
+            if sample is None or sample[0] <= self._rtt_seen.get(c.id, -1.0):
+                continue
+            self._rtt_seen[c.id] = sample[0]
+            rtts.append(sample)
+            if newest is None or sample[0] > newest[0]:
+                newest = sample
+        for gone in set(self._rtt_seen) - {c.id for c in consumers}:
+            del self._rtt_seen[gone]
+        while rtts and rtts[0][0] < now - RTT_BASE_S:
+            rtts.popleft()
+        if newest is None:
+            return None  # nothing new: the last verdict stands
+        base = min(sample[1] for sample in rtts)
+        if newest[1] - base < QUEUE_DELAY_S or self.pacer is None or self.pacer.rate_bps is None:
+            self._queue_since = None
+            return None
+        if self._queue_since is None:
+            self._queue_since = newest[0]
+        if newest[0] - self._queue_since < QUEUE_PERSIST_S:
+            return None
+        return newest[1] - base
+
     def _note_delivered(self, c: "Consumer") -> None:
         """What reached the subscriber of ``c`` between its last two receiver
         reports: received packets (highest seq delta minus new losses) times the
@@ -415,23 +514,43 @@ class Pacer:
     estimated to carry: a key frame (a courseware slide is 30-60 KB) forwarded
     at once would overflow the queue of a 300 kbps link (7.5 KB at 200 ms)
     and take the audio with it. Audio, retransmissions and probe padding do
-    not wait here. A token bucket: a packet goes at once if the bucket holds
-    its size and nothing waits; otherwise it queues (FIFO, all the
-    subscriber's video) and a timer drains the queue as tokens come.
-    ``rate_bps`` None: no pacing."""
+    not wait here.
+
+    A token bucket for the whole subscriber, and behind it one queue per
+    video track shared by weight (weighted fair queueing: each packet is
+    tagged with its track's virtual finish time, size / weight after the
+    track's previous packet, and the smallest tag goes first). The weights
+    are the rates the allocation gave the tracks, so a slide's key frame
+    takes the courseware's share plus whatever the others leave unused, and
+    the camera's packets keep flowing beside it at their own rate instead of
+    waiting seconds behind it. A packet goes at once if the bucket holds its
+    size and nothing waits. ``rate_bps`` None: no pacing."""
 
     def __init__(self) -> None:
         self.rate_bps: Optional[float] = None
         self._tokens = 0.0
         self._at = time.monotonic()
-        self._queue: deque[tuple[Any, bytes]] = deque()
+        # key -> deque of (finish tag, send, data, wire size)
+        self._queues: dict[Any, deque[tuple[float, Any, bytes, int]]] = {}
+        self._last_tag: dict[Any, float] = {}  # key -> finish tag of its newest queued packet
+        self._weights: dict[Any, float] = {}
+        self._vtime = 0.0  # the tag of the packet that went last
+        self._queued: dict[Any, int] = {}  # key -> bytes waiting
+        self._first: deque[tuple[Any, bytes, int]] = deque()  # retransmissions: (send, data, wire size)
+        self._first_bytes = 0
+        self.dropped_retransmissions = 0
         self.queued_bytes = 0
         self._timer: Optional[asyncio.TimerHandle] = None
         self.paced_packets = 0
         self.dropped_packets = 0
         self.dropped_bytes = 0
 
-    def set_rate(self, rate_bps: Optional[float]) -> None:
+    def set_rate(self, rate_bps: Optional[float], weights: Optional[dict[Any, float]] = None) -> None:
+        """The rate for all the subscriber's video (None: no pacing), and each
+        track's share of it by key (bps; a track not named weighs
+        PACE_DEFAULT_WEIGHT_BPS)."""
+        if weights is not None:
+            self._weights = {k: max(float(w), PACE_MIN_WEIGHT_BPS) for k, w in weights.items()}
         if rate_bps is None:
             self.rate_bps = None
             self._flush()
@@ -439,23 +558,71 @@ class Pacer:
         self._refill(time.monotonic())
         self.rate_bps = float(rate_bps)
 
-    def send(self, send: Any, data: bytes) -> None:
+    def send_first(self, send: Any, data: bytes) -> None:
+        """A retransmission: ahead of all waiting video, but within the rate
+        (unpaced, a lossy link's retransmissions of a key frame came on top of
+        the estimate and overflowed the link's queue). Dropped past
+        PACE_FIRST_MAX_DELAY_S: by then the receiver has given up on it."""
         rate = self.rate_bps
         if rate is None:
             send(data)
             return
         size = len(data) + PACKET_OVERHEAD_BYTES - 12
-        if not self._queue:
+        if not self.queued_bytes:
             self._refill(time.monotonic())
             if self._tokens >= size:
                 self._tokens -= size
                 send(data)
                 return
-        if (self.queued_bytes + size) * 8 > rate * PACE_MAX_DELAY_S:
+        if (self._first_bytes + size) * 8 > rate * PACE_FIRST_MAX_DELAY_S:
+            self.dropped_retransmissions += 1
+            return
+        self._first.append((send, data, size))
+        self._first_bytes += size
+        self.queued_bytes += size
+        self.paced_packets += 1
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+
+    @property
+    def video_bytes(self) -> int:
+        """Bytes of video waiting (retransmissions left out)."""
+        return self.queued_bytes - self._first_bytes
+
+    def queued_for(self, key: Any) -> int:
+        """Bytes of this track waiting to go out."""
+        return self._queued.get(key, 0)
+
+    def send(self, send: Any, data: bytes, key: Any = None) -> None:
+        rate = self.rate_bps
+        if rate is None:
+            send(data)
+            return
+        size = len(data) + PACKET_OVERHEAD_BYTES - 12
+        if not self.queued_bytes:
+            self._refill(time.monotonic())
+            if self._tokens >= size:
+                self._tokens -= size
+                send(data)
+                return
+        weight = self._weights.get(key, PACE_DEFAULT_WEIGHT_BPS)
+        waiting = self._queued.get(key, 0)
+        # Tail drop past PACE_MAX_DELAY_S: of the whole rate for the subscriber,
+        # and of the track's share (at least) for the track, so that one track's
+        # backlog cannot crowd the others out of the pacer.
+        if (self.queued_bytes + size) * 8 > rate * PACE_MAX_DELAY_S or (waiting + size) * 8 > max(
+            weight, rate / max(1, len(self._weights))) * PACE_MAX_DELAY_S:
             self.dropped_packets += 1
             self.dropped_bytes += size
             return
-        self._queue.append((send, data))
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+        start = max(self._vtime, self._last_tag.get(key, 0.0)) if queue else self._vtime
+        tag = start + size * 8 / weight
+        self._last_tag[key] = tag
+        queue.append((tag, send, data, size))
+        self._queued[key] = waiting + size
         self.queued_bytes += size
         self.paced_packets += 1
         if self._timer is None:
@@ -468,48 +635,86 @@ class Pacer:
             self._tokens = min(burst, self._tokens + (now - self._at) * rate / 8)
         self._at = now
 
+    def _pop(self) -> Optional[tuple[float, Any, bytes, int]]:
+        """The waiting packet with the smallest finish tag, if the bucket holds its size."""
+        best_key = None
+        best: Optional[tuple[float, Any, bytes, int]] = None
+        for key, queue in self._queues.items():
+            if queue and (best is None or queue[0][0] < best[0]):
+                best_key, best = key, queue[0]
+        if best is None or self._tokens < best[3]:
+            return None
+        self._queues[best_key].popleft()
+        if not self._queues[best_key]:
+            del self._queues[best_key]
+            self._last_tag.pop(best_key, None)
+            self._queued.pop(best_key, None)
+        else:
+            self._queued[best_key] -= best[3]
+        return best
+
     def _drain(self) -> None:
         self._timer = None
         if self.rate_bps is None:
             self._flush()
             return
         self._refill(time.monotonic())
-        queue = self._queue
-        while queue:
-            send, data = queue[0]
-            size = len(data) + PACKET_OVERHEAD_BYTES - 12
-            if self._tokens < size:
-                break
-            queue.popleft()
+        first = self._first
+        while first and self._tokens >= first[0][2]:
+            send, data, size = first.popleft()
+            self._first_bytes -= size
             self.queued_bytes -= size
             self._tokens -= size
             try:
                 send(data)
             except Exception:
                 logger.debug("x paced send failed", exc_info=True)
-        if queue:
-            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
-
-    def _flush(self) -> None:
-        while self._queue:
-            send, data = self._queue.popleft()
+        while not first:
+            item = self._pop()
+            if item is None:
+                break
+            tag, send, data, size = item
+            self._vtime = max(self._vtime, tag)
+            self.queued_bytes -= size
+            self._tokens -= size
             try:
                 send(data)
             except Exception:
                 logger.debug("x paced send failed", exc_info=True)
+        if self.queued_bytes:
+            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+        else:
+            self._vtime = 0.0  # idle: tags start afresh
+
+    def _flush(self) -> None:
+        items = [(0.0, send, data, size) for send, data, size in self._first]
+        items += sorted((item for queue in self._queues.values() for item in queue), key=lambda item: item[0])
+        self._clear()
+        for _, send, data, _size in items:
+            try:
+                send(data)
+            except Exception:
+                logger.debug("x paced send failed", exc_info=True)
+
+    def _clear(self) -> None:
+        self._first.clear()
+        self._first_bytes = 0
+        self._queues.clear()
+        self._last_tag.clear()
+        self._queued.clear()
         self.queued_bytes = 0
+        self._vtime = 0.0
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._queue.clear()
-        self.queued_bytes = 0
+        self._clear()
 
     def stats(self) -> dict[str, Any]:
         return {"rate_bps": None if self.rate_bps is None else int(self.rate_bps),
                 "queued_bytes": self.queued_bytes, "paced_packets": self.paced_packets,
-                "dropped_packets": self.dropped_packets}
+                "dropped_packets": self.dropped_packets, "dropped_retransmissions": self.dropped_retransmissions}
 
 
 @dataclass
@@ -529,6 +734,7 @@ class _Probe:
 def _demand(consumer: "Consumer") -> Demand:
     """What the consumer's layers need, top first (only layers that exist)."""
     priority = int(consumer.app_data.get("priority", DEFAULT_PRIORITY))
+    slides = consumer.app_data.get("source") == "courseware"
     layers = consumer.layers
     if consumer.kind == "audio":
         measured = layers[min(layers)].bitrate_bps
@@ -539,6 +745,14 @@ def _demand(consumer: "Consumer") -> Demand:
         producer = layers[layer]
         average = producer.average_bitrate_bps or producer.bitrate_bps
         keyframe = int(producer.keyframe_bytes * 8 / KEYFRAME_DELIVERY_S)
+        if slides and keyframe and producer.average_bitrate_bps:
+            # Still content: a key frame per slide over KEYFRAME_DELIVERY_S, on top of
+            # what it takes between slides. Its 10 s average swings with when the
+            # slides changed and with the key frames a lossy link asks for (measured:
+            # 52-196 kbps for a deck that averages 60), and pausing it on such a swing
+            # (or the camera beside it) is what a weak link can least afford.
+            needs.append(keyframe + producer.floor_bitrate_bps)
+            continue
         needs.append(max(average, keyframe) or nominal)  # not measured yet: nominal
     # a lower layer never needs more than a higher one (a measurement can say so briefly)
     for i in range(len(needs) - 2, -1, -1):

@@ -43,6 +43,12 @@ AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 # How long before a waiting video consumer asks again for a keyframe (the
 # first PLI or its keyframe may have been lost).
 KEYFRAME_RETRY_S = 1.0
+# A packet is retransmitted again only this many (smoothed) round trips after
+# its last retransmission, and never sooner than the minimum; the last
+# RETRANSMIT_REMEMBER retransmitted sequence numbers are remembered.
+RETRANSMIT_AGAIN_RTTS = 1.5
+RETRANSMIT_AGAIN_MIN_S = 0.1
+RETRANSMIT_REMEMBER = 1024
 # A padding-only RTX packet carries at most 255 bytes of padding (RFC 3550:
 # the last padding byte counts them).
 PADDING_MAX_BYTES = 255
@@ -104,6 +110,8 @@ class Consumer:
         self.last_retransmission_at = -1e9
         self.nacks = 0
         self.nack_misses = 0
+        self.retransmissions_skipped = 0
+        self._resent: dict[int, float] = {}  # out seq -> when it was last retransmitted (insertion order)
         self.plis = 0
         self.plis_held = 0
         self.keyframes_started = 0
@@ -112,7 +120,8 @@ class Consumer:
         self.packets_lost = 0
         self.jitter = 0
         self.rtt_s: Optional[float] = None
-        self.last_rtt: Optional[tuple[float, float]] = None  # (arrival time, rtt s) of the latest sample
+        # (arrival time, rtt s, when the sender report it answers went out) of the latest sample, monotonic
+        self.last_rtt: Optional[tuple[float, float, float]] = None
         self.remb_bps: Optional[int] = None
         self.receiver_reports = 0  # counts RR blocks about this track (the controller reads deltas)
         # (arrival time, extended highest seq received, cumulative lost) of the last RR
@@ -278,6 +287,7 @@ class Consumer:
             "plis": self.plis,
             "plis_held": self.plis_held,
             "retransmitted_octets": self.rtx_octets,
+            "retransmissions_skipped": self.retransmissions_skipped,
             "padding_packets": self.padding_packets,
             "fraction_lost": self.fraction_lost,
             "packets_lost": self.packets_lost,
@@ -362,7 +372,7 @@ class Consumer:
         if pacer is None or pacer.rate_bps is None:
             send(bytes(buf))
         else:
-            pacer.send(send, bytes(buf))
+            pacer.send(send, bytes(buf), self.id)
         self.packets += 1
         self.octets += len(packet.payload)
         self._last_seq = seq
@@ -380,10 +390,23 @@ class Consumer:
         in_seq = (out_seq - self._seq_off) & 0xFFFF
         if (in_seq - self._start_seq) & 0xFFFF >= 0x8000:
             return
+        now = time.monotonic()
+        again = self._resent.get(out_seq)
+        if again is not None and now - again < max(RETRANSMIT_AGAIN_MIN_S, (self.rtt_s or 0.0) * RETRANSMIT_AGAIN_RTTS):
+            # Sent again less than a round trip ago: its retransmission is still on the way.
+            # aiortc's receiver repeats every missing number at each new gap it sees; a
+            # browser waits a round trip. Answering each repeat kept a 300 kbps link busy
+            # with 370 kbps of retransmissions of a slide deck's key frames.
+            self.retransmissions_skipped += 1
+            return
         packet = self._producer.packet_for_retransmission(in_seq)
         if packet is None:
             self.nack_misses += 1
             return
+        self._resent[out_seq] = now
+        if len(self._resent) > RETRANSMIT_REMEMBER:
+            for old_seq in list(self._resent)[: len(self._resent) - RETRANSMIT_REMEMBER]:
+                del self._resent[old_seq]
         ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         marker = 0x80 if packet.marker else 0
         if self.rtx_payload_type is not None:
@@ -396,10 +419,14 @@ class Consumer:
         else:
             buf = self._producer.build(layout, packet)
             patch_header(buf, marker | self.payload_type, out_seq, ts, self.ssrc)
-        send(bytes(buf))
+        pacer = self._pacer
+        if pacer is None or pacer.rate_bps is None:
+            send(bytes(buf))
+        else:
+            pacer.send_first(send, bytes(buf))  # ahead of the video waiting, within the link's rate
         self.retransmissions += 1
         self.rtx_octets += len(buf)
-        self.last_retransmission_at = time.monotonic()
+        self.last_retransmission_at = now
 
     # -- hooks (called by aiortc through media.aiortc_hooks) ---------------------
     def on_negotiated(
@@ -445,9 +472,11 @@ class Consumer:
                 self.packets_lost = report.packets_lost
                 self.jitter = report.jitter
                 if report.lsr and report.lsr == self._lsr:
-                    rtt = time.time() - self._lsr_time - report.dlsr / 65536
+                    wall = time.time()
+                    rtt = wall - self._lsr_time - report.dlsr / 65536
                     if rtt >= 0:
-                        self.last_rtt = (time.monotonic(), rtt)
+                        mono = time.monotonic()
+                        self.last_rtt = (mono, rtt, mono - (wall - self._lsr_time))
                         self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
         elif isinstance(packet, hooks.RTCP_CLASSES["rtpfb"]):
             if packet.fmt == hooks.RTPFB_NACK:
@@ -460,9 +489,9 @@ class Consumer:
         elif isinstance(packet, hooks.RTCP_CLASSES["psfb"]):
             if packet.fmt in (hooks.PSFB_PLI, hooks.PSFB_FIR):
                 self.plis += 1
-                if self._pacer is not None and self._pacer.queued_bytes:
-                    # video still waits to go out to this subscriber (a key frame
-                    # crossing a slow link): another key frame would only queue behind it
+                if self._pacer is not None and self._pacer.queued_for(self.id):
+                    # this track's video still waits to go out to this subscriber (a key
+                    # frame crossing a slow link): another key frame would only queue behind it
                     self.plis_held += 1
                 else:
                     self._producer.request_keyframe()

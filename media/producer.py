@@ -105,6 +105,7 @@ class Producer:
         self._rate_window = (0.0, 0, 0)  # (start time, packets, octets) at its start
         self._rate_history: deque[int] = deque(maxlen=AVERAGE_WINDOWS)
         self.average_bitrate_bps = 0  # over the last AVERAGE_WINDOWS windows
+        self.floor_bitrate_bps = 0  # the least of those windows (a slide deck between slides)
         # the latest key frame's size on the wire (payload + overhead per packet), bytes
         self.keyframe_bytes = 0
         self._keyframe_ts: Optional[int] = None
@@ -163,6 +164,7 @@ class Producer:
             "octets": self.octets,
             "bitrate_bps": self.bitrate_bps,
             "average_bitrate_bps": self.average_bitrate_bps,
+            "floor_bitrate_bps": self.floor_bitrate_bps,
             "keyframe_bytes": self.keyframe_bytes,
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
@@ -246,6 +248,7 @@ class Producer:
                 self.bitrate_bps = int(bits / (now - start))
                 self._rate_history.append(self.bitrate_bps)
                 self.average_bitrate_bps = sum(self._rate_history) // len(self._rate_history)
+                self.floor_bitrate_bps = min(self._rate_history)
             self._rate_window = (now, self.packets, self.octets)
         self.cache.put(packet.sequence_number, packet)
         if self._recorders and not self._paused:

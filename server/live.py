@@ -94,8 +94,10 @@ def producer_info(owner: Peer, producer: Producer) -> dict[str, Any]:
 
 
 def _consumer_app_data(producer: Producer) -> dict[str, Any]:
-    """What the media plane needs to know of a consumer: its rank under scarcity."""
-    return {"priority": priority(producer.kind, producer.app_data.get("source"), producer.app_data.get("role", "classroom"))}
+    """What the media plane needs to know of a consumer: its rank under scarcity, and
+    its source (courseware is still content: its need is its key frames')."""
+    source = producer.app_data.get("source")
+    return {"priority": priority(producer.kind, source, producer.app_data.get("role", "classroom")), "source": source}
 
 
 class Live:

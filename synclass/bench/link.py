@@ -5,8 +5,9 @@ layers (1280x720 ~1.5 Mbps, 640x360 ~500 kbps, 320x180 ~150 kbps, pre-encoded
 VP8 with a keyframe every second, 15 fps) and a tone, and two classrooms that
 decode what they receive, each in its own process: one behind an emulated
 link (``synclass.netem``: a network namespace, a kernel ``tbf`` rate cap and a
-userspace relay for loss and delay), one not. The link is good for
-``--warm`` seconds, then ``--rate``/``--loss``/``--rtt`` for ``--seconds``,
+userspace relay for loss and delay), one not. The link is good (no rate cap,
+no loss, but ``--rtt`` already: a route's delay stays when its capacity
+drops) for ``--warm`` seconds, then ``--rate``/``--loss`` for ``--seconds``,
 then back to 5 Mbps for ``--recover`` seconds. With ``--courseware`` (the
 default) the teacher also shares courseware, as the teacher page does: a
 1280x720 slide deck at 5 fps (pre-encoded VP8 with screen-content settings, a
@@ -102,17 +103,20 @@ async def classroom_main(url: str, token: str, seconds: float, ice_address: str,
                 sources[str(info.get("id"))] = str(info.get("source"))
             await asyncio.sleep(0.2)
         video = audio = courseware = None
+        courseware_packets: list[list[Any]] = []
         for source_kind, packets in logs.values():
             if source_kind == "video:camera":
                 video = video_frames(packets)
             elif source_kind == "video:courseware":
                 courseware = video_frames(packets)
+                courseware_packets = [[round(t, 4), seq, ts, int(marker)] for t, seq, ts, marker, _ in packets]
             elif source_kind.startswith("audio:"):
                 audio = unwrap_first_arrivals([(t, seq) for t, seq, _, _, _ in packets])
         return {
             "participant_id": client.welcome.get("participant_id"),
             "frames": video or [],
             "courseware": courseware,  # None: no courseware track was received
+            "courseware_packets": courseware_packets,  # [arrival, seq, timestamp, marker] (for --dump)
             "audio": audio or [],
             "consumers": sources,
             "layer_changes": [[t, consumer, layer] for t, consumer, layer in client.layer_changes],
@@ -139,13 +143,58 @@ def _tap_receivers(client: Any, logs: dict[int, Any], remb: bool) -> None:
             receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # noqa: SLF001
         jitter = receiver._RTCRtpReceiver__jitter_buffer  # noqa: SLF001 (bench instrumentation)
         add = jitter.add
+        asker = KeyframeAsker(receiver) if transceiver.kind == "video" else None
 
-        def logged(packet: Any, add: Any = add, packets: list[Any] = packets) -> Any:
+        def logged(packet: Any, add: Any = add, packets: list[Any] = packets, asker: Any = asker) -> Any:
             head = bytes(packet.payload[:24])
-            packets.append((time.monotonic(), packet.sequence_number, packet.timestamp, packet.marker, head))
+            now = time.monotonic()
+            packets.append((now, packet.sequence_number, packet.timestamp, packet.marker, head))
+            if asker is not None:
+                asker.packet(now, packet.ssrc, packet.sequence_number)
             return add(packet)
 
         jitter.add = logged
+
+
+class KeyframeAsker:
+    """What a browser does and aiortc's receiver does not: give up on a packet
+    that retransmission has not brought within ``GIVE_UP_S`` and ask for a key
+    frame (RTCP PLI), at most every ``REPEAT_S`` (Chrome asks when its NACK list
+    holds packets too old, or no frame has been decodable for a while). aiortc
+    NACKs a packet again only when a new gap shows, which on a 5 fps slide deck
+    of one-packet frames can take many seconds, and asks for a key frame only
+    when its jitter buffer overflows (128 packets: 25 s of slides)."""
+
+    GIVE_UP_S = 1.0
+    REPEAT_S = 1.0
+
+    def __init__(self, receiver: Any) -> None:
+        self._receiver = receiver
+        self._highest: Optional[int] = None
+        self._missing: dict[int, float] = {}  # seq -> when it was missed
+        self._asked_at = -1e9
+        self.asked = 0
+
+    def packet(self, now: float, ssrc: int, seq: int) -> None:
+        high = self._highest
+        if high is None:
+            self._highest = seq
+            return
+        ahead = (seq - high) & 0xFFFF
+        if 0 < ahead < 0x8000:
+            for gap in range(1, min(ahead, 512)):
+                self._missing[(high + gap) & 0xFFFF] = now
+            self._highest = seq
+        else:
+            self._missing.pop(seq, None)
+        if self._missing and now - min(self._missing.values()) >= self.GIVE_UP_S:
+            self._missing = {s: t for s, t in self._missing.items() if now - t < self.GIVE_UP_S}
+            if now - self._asked_at >= self.REPEAT_S:
+                from media.aiortc_hooks import send_pli
+
+                self._asked_at = now
+                self.asked += 1
+                asyncio.ensure_future(send_pli(self._receiver, ssrc))
 
 
 def unwrap_first_arrivals(packets: list[tuple[float, int]]) -> list[list[Any]]:
@@ -484,7 +533,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="synclass-link-"))
     total = args.warm + args.seconds + args.recover
     procs: list[Any] = []
-    with EmulatedLink(rate_kbps=None, rtt_ms=0.0, loss=0.0, seed=args.seed, queue_ms=args.queue_ms) as link:
+    with EmulatedLink(rate_kbps=None, rtt_ms=args.rtt, loss=0.0, seed=args.seed, queue_ms=args.queue_ms) as link:
         server = ServerProcess(data_dir, host=link.host_addr, ice_host_addresses=(link.host_addr,))
         server.start()
         teacher: Optional[LessonClient] = None
