@@ -196,6 +196,10 @@ PROBE_WAIT_MAX_S = 4.0
 # After a probe that carried, the next one (from where it got) comes this soon:
 # probing costs no freeze, and a paused camera should not wait 10 s a step.
 PROBE_CHAIN_S = 1.0
+# For this long after a probe failed, probes go at most halfway from what is
+# proven to where it failed (a 150 kbps link failed a probe to 244 kbps, and
+# the next one, 30 s later, went to 244 again and overfilled its queue again).
+PROBE_FAIL_MEMORY_S = 60.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -405,6 +409,7 @@ class LinkEstimator:
         self._probe_wanted: Optional[float] = None
         self._probing = False
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
+        self._failed_probe = (0.0, -math.inf)  # (bps, at) of the last probe it did not
         self._probes = 0
         self._failed_probes = 0
 
@@ -704,6 +709,9 @@ class LinkEstimator:
         proven_bps, proven_at = self._proven
         base = max(sent_ref, proven_bps if now - proven_at <= PROBE_KEEP_S + _EPS else 0.0)
         target = min(base * PROBE_STEP, self._need * UNPAUSE_HEADROOM, self._max)
+        failed_bps, failed_at = self._failed_probe
+        if now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS and failed_bps > base:
+            target = min(target, (base + failed_bps) / 2.0)  # halfway to where the link last failed
         if target <= base * 1.05:
             return False
         self._probe_wanted = target
@@ -724,9 +732,13 @@ class LinkEstimator:
         self._probing = False
         if carried:
             self._proven = (float(target_bps), now)
+            # proof the link carries more: the clean-run wait a rough stretch doubled
+            # (up to 8 s) would hold the climbs back once the link has recovered
+            self._wait = CLIMB_WAIT_S
             if target_bps > self._est:
                 self._set(now, target_bps, "probe")
             return
+        self._failed_probe = (float(target_bps), now)
         self._failed_probes += 1
         self._clean_since = None
         self._congested_at = now

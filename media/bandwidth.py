@@ -111,9 +111,11 @@ PACE_ABOVE_BPS = 4_000_000
 PACE_MIN_BPS = 30_000
 # Video waiting longer than this in the pacer is dropped at the tail (as a
 # router's queue would; the receiver NACKs, the key frame logic recovers).
-# As long as a key frame may take to cross a link it fits (KEYFRAME_DELIVERY_S):
-# less, and a slide's key frame on a 300 kbps link is cut short every time.
-PACE_MAX_DELAY_S = KEYFRAME_DELIVERY_S
+# Twice as long as a key frame may take to cross a link it fits
+# (KEYFRAME_DELIVERY_S): a slide is a key frame and a follow-up nearly as big
+# (57 KB at 80 kbps: 5.8 s), and a tail drop leaves a gap the receiver counts
+# as loss and a slide it cannot show.
+PACE_MAX_DELAY_S = 2 * KEYFRAME_DELIVERY_S
 PACE_TICK_S = 0.005
 # Retransmissions wait ahead of the video, at most this long.
 PACE_FIRST_MAX_DELAY_S = 0.5
@@ -262,7 +264,7 @@ class DownlinkController:
         if self.pacer is not None:
             # what the consumers handed the pacer is not on the wire yet (a slide's key
             # frame waits there for seconds on a slow link): count what left it
-            held = self.pacer.video_bytes + self.pacer.dropped_bytes
+            held = self.pacer.video_bytes + self.pacer.dropped_bytes + self.pacer.discarded_bytes
             sent_bits = max(0, sent_bits - (held - self._pacer_held) * 8)
             self._pacer_held = held
         self._sent_total += sent_bits
@@ -539,6 +541,7 @@ class Pacer:
         self._first: deque[tuple[Any, bytes, int]] = deque()  # retransmissions: (send, data, wire size)
         self._first_bytes = 0
         self.dropped_retransmissions = 0
+        self.discarded_bytes = 0  # what discard() took out
         self.queued_bytes = 0
         self._timer: Optional[asyncio.TimerHandle] = None
         self.paced_packets = 0
@@ -583,6 +586,20 @@ class Pacer:
         self.paced_packets += 1
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+
+    def discard(self, key: Any) -> int:
+        """Forget what waits of one track (it was paused: stale video is worth
+        nothing, and on a slow link it would hold the pacer for seconds).
+        Returns how many packets: the newest sequence numbers that track gave."""
+        queue = self._queues.pop(key, None)
+        if not queue:
+            return 0
+        size = sum(item[3] for item in queue)
+        self._last_tag.pop(key, None)
+        self._queued.pop(key, None)
+        self.queued_bytes -= size
+        self.discarded_bytes += size
+        return len(queue)
 
     @property
     def video_bytes(self) -> int:

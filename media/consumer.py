@@ -111,6 +111,7 @@ class Consumer:
         self.nacks = 0
         self.nack_misses = 0
         self.retransmissions_skipped = 0
+        self.discarded_packets = 0  # waiting in the pacer when the video was paused
         self._resent: dict[int, float] = {}  # out seq -> when it was last retransmitted (insertion order)
         self.plis = 0
         self.plis_held = 0
@@ -201,6 +202,13 @@ class Consumer:
             if not self._starved:
                 self._cancel_pending()
                 self._starved = True
+                if self._pacer is not None:
+                    # what still waits in the pacer is stale now; its sequence numbers
+                    # are the newest given, so the stream goes on after the last one sent
+                    waiting = self._pacer.discard(self.id)
+                    if waiting:
+                        self._last_seq = (self._last_seq - waiting) & 0xFFFF
+                        self.discarded_packets += waiting
                 self._notify_layer()
             return
         target = self._layers.get(layer)
@@ -288,6 +296,7 @@ class Consumer:
             "plis_held": self.plis_held,
             "retransmitted_octets": self.rtx_octets,
             "retransmissions_skipped": self.retransmissions_skipped,
+            "discarded_packets": self.discarded_packets,
             "padding_packets": self.padding_packets,
             "fraction_lost": self.fraction_lost,
             "packets_lost": self.packets_lost,

@@ -106,3 +106,38 @@ def test_the_slides_are_encoded_as_one_chain_per_slide_each_starting_with_a_key_
         assert all(d[0] & 0x01 for d in deltas)  # inter frames
     assert info["keyframe_bytes"] == [len(chain[0]) for chain in chains]
     assert info["loop_kbps"] > 0
+
+
+class _Receiver:
+    """Stands in for aiortc's receiver: records the key frame requests (pure-logic test)."""
+
+    def __init__(self) -> None:
+        self.plis: list[int] = []
+
+    async def _send_rtcp_pli(self, media_ssrc: int) -> None:
+        self.plis.append(media_ssrc)
+
+
+async def test_the_classroom_asks_for_a_key_frame_after_a_second_of_unrecovered_loss_as_a_browser_does() -> None:
+    import asyncio
+
+    receiver = _Receiver()
+    asker = bench.KeyframeAsker(receiver)
+    t = 100.0
+    for seq in (65530, 65531, 65533, 65534):  # 65532 missing
+        asker.packet(t, 7, seq)
+        t += 0.1
+    asker.packet(t, 7, 65532)  # ... retransmitted in time: nothing to ask
+    for seq in (65535, 1, 2):  # 0 missing, across the wrap
+        t += 0.2
+        asker.packet(t, 7, seq)
+    await asyncio.sleep(0)
+    assert receiver.plis == []
+    t += bench.KeyframeAsker.GIVE_UP_S
+    asker.packet(t, 7, 3)  # 0 is a second old: given up, a key frame asked for
+    asker.packet(t + 0.1, 7, 5)  # 4 missing: not again within REPEAT_S
+    await asyncio.sleep(0)
+    assert receiver.plis == [7] and asker.asked == 1
+    asker.packet(t + 0.1 + bench.KeyframeAsker.GIVE_UP_S, 7, 6)  # 4 given up a repeat later
+    await asyncio.sleep(0)
+    assert receiver.plis == [7, 7]

@@ -460,6 +460,32 @@ async def test_a_lossy_subscriber_gets_retransmissions_and_still_decodes(
     assert all(sent is not None and (now - sent) % (1 << 24) < (1 << 18) for sent, now in rtx), rtx[:5]
 
 
+async def test_a_packet_nacked_again_within_a_round_trip_is_not_sent_again(
+    plane: MediaPlane, clients: Clients
+) -> None:
+    """aiortc's receiver repeats every missing number at each new gap; a browser
+    waits a round trip. The consumer answers a repeat only once its last
+    retransmission of that packet had time to arrive."""
+    from media.consumer import RETRANSMIT_AGAIN_MIN_S
+
+    router = await plane.create_router({"session": "e3"})
+    _, video, _audio = await clients.publish(router)
+    sub = await clients.subscribe(router, [video], "classroom")
+    await wait_for(lambda: sub.frames["video"] >= 10, 10, "the subscriber to decode")
+    consumer = sub.consumer("video")
+    receiver = next(t.receiver for t in sub.pc.getTransceivers() if t.kind == "video")
+    seq = [s for pt, s, _ in sub.video_rtp if pt == consumer.payload_type][-5]
+    await receiver._send_rtcp_nack(consumer.ssrc, [seq])
+    await wait_for(lambda: consumer.retransmissions == 1, 2, "the first retransmission")
+    await receiver._send_rtcp_nack(consumer.ssrc, [seq])  # again at once: still on its way
+    await wait_for(lambda: consumer.retransmissions_skipped == 1, 2, "the repeat to be skipped")
+    assert consumer.retransmissions == 1
+    await asyncio.sleep(max(RETRANSMIT_AGAIN_MIN_S, (consumer.rtt_s or 0.0) * 1.5) + 0.1)
+    await receiver._send_rtcp_nack(consumer.ssrc, [seq])  # a round trip later: lost again, sent again
+    await wait_for(lambda: consumer.retransmissions == 2, 2, "the second retransmission")
+    assert consumer.retransmissions_skipped == 1
+
+
 async def test_retransmissions_reach_each_of_two_video_tracks_on_one_transport(
     plane: MediaPlane, clients: Clients
 ) -> None:

@@ -1,0 +1,121 @@
+"""media.bandwidth.DownlinkController's own decisions, with stand-ins for its
+consumers and estimator (pure logic; the estimator has its own tables in
+test_adapt.py and the closed loop is measured by ``synclass bench link``)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from media.adapt import NackMeter
+from media.bandwidth import QUEUE_PERSIST_S, RESUME_HEADROOM, DownlinkController, Pacer
+
+
+class _Producer:
+    def __init__(self, bps: int) -> None:
+        self.average_bitrate_bps = self.bitrate_bps = self.floor_bitrate_bps = bps
+        self.keyframe_bytes = 0
+
+
+class _Consumer:
+    def __init__(self, cid: str, kind: str, bps: int, priority: int) -> None:
+        self.id = cid
+        self.kind = kind
+        self.closed = False
+        self.packets = 100
+        self.octets = 100_000
+        self.receiver_reports = 0
+        self.rtx_octets = 0
+        self.rtx_reports = 0
+        self.fraction_lost = 0.0
+        self.remb_bps: Optional[int] = None
+        self.app_data = {"priority": priority, "source": "camera" if kind == "video" else "mic"}
+        self.layers = {0: _Producer(bps)}
+        self.target_layer: Optional[int] = 0
+        self.can_pad = False
+        self.nack_meter = NackMeter()
+        self.last_rtt: Optional[tuple[float, float, float]] = None
+        self.last_report: Optional[tuple[float, int, int]] = None
+
+    def set_layer(self, layer: Optional[int]) -> None:
+        self.target_layer = layer
+
+
+class _Estimator:
+    """A fixed estimate; records the queue signals it is given."""
+
+    def __init__(self, bps: int) -> None:
+        self.bps = bps
+        self.can_probe = False
+        self.backlogged = False
+        self.queues: list[tuple[float, float]] = []
+
+    def estimate(self, now: float) -> int:
+        return self.bps
+
+    def state(self) -> dict[str, Any]:
+        return {"reason": "test", "loss": 0.0, "sent_bps": None, "remb_bps": None}
+
+    def on_report(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def on_queue_delay(self, now: float, queue_s: float, sent_bps: float) -> None:
+        self.queues.append((now, queue_s))
+
+    def set_need(self, bps: Optional[int]) -> None:
+        pass
+
+    def take_probe(self) -> None:
+        return None
+
+
+def _controller(bps: int, pacer: Optional[Pacer] = None) -> tuple[DownlinkController, _Consumer, _Estimator]:
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0, pacer=pacer)
+    estimator = _Estimator(bps)
+    controller.estimator = estimator  # type: ignore[assignment]
+    return controller, camera, estimator
+
+
+def test_a_paused_video_resumes_only_with_room_to_spare_but_a_playing_one_stays_at_the_edge() -> None:
+    need = 43_000 + 165_000
+    controller, camera, estimator = _controller(need + 2_000)
+    controller.tick(1.0)
+    assert controller.allocation["camera"] == 0  # playing: it fits, it stays
+
+    camera.target_layer = None  # paused earlier (the link was worse)
+    controller.tick(4.0)
+    assert controller.allocation["camera"] is None  # fits by 1 %: not enough to come back
+    estimator.bps = int(need * RESUME_HEADROOM) + 1_000
+    controller.tick(7.0)
+    assert controller.allocation["camera"] == 0
+
+
+def _rtt(controller: DownlinkController, camera: _Consumer, at: float, rtt: float) -> None:
+    camera.last_rtt = (at, rtt, at - rtt)
+    controller.tick(at)
+
+
+def test_round_trips_that_stay_high_for_half_a_second_signal_a_queue_and_one_late_report_does_not() -> None:
+    pacer = Pacer()
+    pacer.set_rate(250_000)
+    controller, camera, estimator = _controller(300_000, pacer)
+    for i in range(10):
+        _rtt(controller, camera, 1.0 + i * 0.3, 0.100)  # the path: 100 ms
+    _rtt(controller, camera, 5.0, 0.400)  # one report late (a stalled loop, a burst)
+    _rtt(controller, camera, 5.3, 0.101)
+    assert estimator.queues == []
+    _rtt(controller, camera, 6.0, 0.260)  # a queue building...
+    _rtt(controller, camera, 6.3, 0.280)
+    assert estimator.queues == []
+    _rtt(controller, camera, 6.0 + QUEUE_PERSIST_S + 0.05, 0.300)  # ... and still there
+    assert [round(q, 3) for _, q in estimator.queues] == [0.2]
+    pacer.close()
+
+
+def test_no_queue_signal_on_a_link_too_fast_to_be_paced() -> None:
+    pacer = Pacer()  # no rate: the estimate is above PACE_ABOVE_BPS
+    controller, camera, estimator = _controller(8_000_000, pacer)
+    for i, rtt in enumerate([0.1, 0.1, 0.3, 0.3, 0.3, 0.3]):
+        _rtt(controller, camera, 1.0 + i * 0.3, rtt)
+    assert estimator.queues == []
