@@ -200,6 +200,8 @@ PROBE_CHAIN_S = 1.0
 # proven to where it failed (a 150 kbps link failed a probe to 244 kbps, and
 # the next one, 30 s later, went to 244 again and overfilled its queue again).
 PROBE_FAIL_MEMORY_S = 60.0
+# ... unless a probe carries this share of the rate that failed.
+PROBE_FAIL_FORGET = 0.9
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -735,6 +737,8 @@ class LinkEstimator:
             # proof the link carries more: the clean-run wait a rough stretch doubled
             # (up to 8 s) would hold the climbs back once the link has recovered
             self._wait = CLIMB_WAIT_S
+            if target_bps >= self._failed_probe[0] * PROBE_FAIL_FORGET:
+                self._failed_probe = (0.0, -math.inf)  # it carried (nearly) what failed: that was noise, or gone
             if target_bps > self._est:
                 self._set(now, target_bps, "probe")
             return

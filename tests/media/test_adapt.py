@@ -1031,3 +1031,23 @@ def test_a_probe_that_carried_resets_the_climb_wait_a_rough_stretch_doubled() ->
     assert est.state()["climb_wait_s"] > CLIMB_WAIT_S
     est.on_probe_result(9.0, 600_000, True)
     assert est.state()["climb_wait_s"] == CLIMB_WAIT_S
+
+
+def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_report(1.0, 0.9, 1_500_000)
+    est.set_need(240_000)
+    est.can_probe = True
+    targets: list[int] = []
+    t = 1.0
+    verdicts = iter([False, True, True, True, True])  # one noisy failure at 80 kbps, then all carried
+    while t < 60 and len(targets) < 5:
+        t = round(t + 1.0, 6)
+        est.on_report(t, 0.0, 40_000)
+        target = est.take_probe()
+        if target is not None:
+            targets.append(round(target))
+            est.on_probe_result(t + 1.0, target, next(verdicts))
+    # 80 failed; 60 (halfway) carried, 70 (halfway again) and 75 carried: 75 >= 0.9 x 80,
+    # so the failure is forgotten and the next probe doubles again
+    assert targets == [80_000, 60_000, 70_000, 75_000, 150_000]
