@@ -100,6 +100,7 @@ DELIVERED_SLACK = 1.25
 # takes what got through as it is, without DELIVERED_SLACK on top.
 FAST_SLACK = 1.0
 FAST_FLOOR_SHARE = 0.6
+FAST_FLOOR_MARGIN = 1.05
 CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms RTT
 # ... and a clearly worse one within the hold cuts to no less than this share
 # of the estimate it finds: measured behind a 600 ms queue, the second report
@@ -196,6 +197,9 @@ PROBE_WAIT_MAX_S = 4.0
 # After a probe that carried, the next one (from where it got) comes this soon:
 # probing costs no freeze, and a paused camera should not wait 10 s a step.
 PROBE_CHAIN_S = 1.0
+# A probe starts from at least this share of the estimate (an estimate cut by
+# heavy loss keeps DELIVERED_SLACK over what got through).
+PROBE_FROM_ESTIMATE = 0.75
 # For this long after a probe failed, probes go at most halfway from what is
 # proven to where it failed (a 150 kbps link failed a probe to 244 kbps, and
 # the next one, 30 s later, went to 244 again and overfilled its queue again).
@@ -510,8 +514,10 @@ class LinkEstimator:
         self._sent_hist.clear()
         self._delivered = None
         self._heavy_loss(now, loss, loss, float(sent_bps), fast=True)
-        if floor_bps and floor_bps * FAST_FLOOR_SHARE <= self._est < floor_bps:
-            self._set(now, floor_bps, self._reason)
+        if floor_bps and floor_bps * FAST_FLOOR_SHARE <= self._est < floor_bps * FAST_FLOOR_MARGIN:
+            # at the floor with a margin: the needs are measured, and 1 kbps more
+            # than the estimate pauses the camera the cut meant to keep
+            self._set(now, floor_bps * FAST_FLOOR_MARGIN, self._reason)
 
     def on_queue_delay(self, now: float, queue_s: float, sent_bps: float) -> None:
         """The round trip stands ``queue_s`` above the link's least of late
@@ -709,7 +715,11 @@ class LinkEstimator:
         if self._probing or self._probe_wanted is not None or self._need is None:
             return False
         proven_bps, proven_at = self._proven
-        base = max(sent_ref, proven_bps if now - proven_at <= PROBE_KEEP_S + _EPS else 0.0)
+        # From what is sent, what was proven, or PROBE_FROM_ESTIMATE of the estimate,
+        # whichever is most: a paused camera sends nothing, and 2 x the audio took
+        # three probes (~10 s) back to a camera the estimate was 10 % short of.
+        base = max(sent_ref, self._est * PROBE_FROM_ESTIMATE,
+                   proven_bps if now - proven_at <= PROBE_KEEP_S + _EPS else 0.0)
         target = min(base * PROBE_STEP, self._need * UNPAUSE_HEADROOM, self._max)
         failed_bps, failed_at = self._failed_probe
         if now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS and failed_bps > base:

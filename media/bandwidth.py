@@ -67,19 +67,17 @@ PROBE_CLEAN_RTX_S = 5.0
 # ... and a receiver whose reports of the other streams (with a round trip)
 # keep coming this long into a probe without one of the RTX stream is judged by those.
 PROBE_SILENT_S = 1.5
-PROBE_LOSS_MARGIN = 0.10  # an RR interval of ~60 padding packets on a 5 % link reads 11 % now and then
+PROBE_LOSS_MARGIN = 0.15  # an RR interval of ~60 padding packets on a 5 % link has read 11 and 13 %
 PROBE_RTT_RISE_S = 0.08
 # ... as round trips of sender reports sent this long into the probe show it
 # (a probe 15 % over a 300 kbps link fills its 200 ms queue in ~1.3 s: an
 # earlier report's round trip, or a report's loss, says nothing yet). No
 # probe is judged carried without one, until PROBE_MAX_S.
 PROBE_RTT_AFTER_S = 0.8
-# The media's own loss (NACKs, or a receiver report) PROBE_ABORT_MARGIN above
+# The media's own loss (NACKs, or a receiver report) PROBE_LOSS_MARGIN above
 # the loss before, once the probe has run this long, stops it at once (a probe
-# overflowing a queue loses 20-60 %; a report of 50 packets on a 5 % link has
-# read 11 %).
+# overflowing a queue loses 20-60 %).
 PROBE_NACK_AFTER_S = 0.3
-PROBE_ABORT_MARGIN = 0.15
 # A video track "fits" only if, on top of its average rate, one of its key
 # frames can cross the link within this long (the courseware target: a new
 # slide shows within 5 s): a slide deck averaging 60 kbps with 37 KB key
@@ -102,8 +100,10 @@ RTT_BASE_S = 10.0
 # The estimate does not grow while more than this long of video waits in the
 # pacer (media.adapt.LinkEstimator.backlogged): the pacer then sends at the
 # estimate, and growing it on clean reports fed a queue on a 300 kbps link
-# from 243 to 369 kbps in 2 s, until it overflowed.
-BACKLOG_S = 0.1
+# from 243 to 369 kbps in 2 s, until it overflowed (1-1.5 s of video waited).
+# 0.1 s held a 177 kbps pacer with a 166 kbps camera layer in it (0.1-0.2 s
+# wait after each of its key frames) below a link back at 5 Mbps for 12 s.
+BACKLOG_S = 0.5
 # A paused video resumes only when it fits with this much to spare (less than
 # media.adapt.UNPAUSE_HEADROOM, where probes aim, so that a probe that carried
 # brings it back even if the measured needs moved by a few percent meanwhile).
@@ -198,7 +198,7 @@ class DownlinkController:
             loss = self.nack_loss_fraction(now)
             probe = self._probe
             if (probe is not None and loss is not None and now - probe.started >= PROBE_NACK_AFTER_S
-                    and loss > probe.loss_before + PROBE_ABORT_MARGIN):
+                    and loss > probe.loss_before + PROBE_LOSS_MARGIN):
                 # the probe's padding is overflowing the queue: stop it now, not at its verdict
                 self._finish_probe(now, False, f"nack loss {loss:.3f}")
                 return
@@ -343,7 +343,11 @@ class DownlinkController:
                        if d.kind == "video" and allocation.get(d.key) is not None}
             self.pacer.set_rate(None if budget > PACE_ABOVE_BPS else max(PACE_MIN_BPS, (budget - audio) * PACE_FACTOR),
                                 weights)
-        self.estimator.set_need(_unpause_need(demands, self.allocation))
+        need = _unpause_need(demands, self.allocation)
+        # what a paused video needs to come back, with the resume hysteresis above
+        # (without it an estimate between the two held a camera paused for 15 s: no
+        # probe, since the need was met; no resume, since the headroom was not)
+        self.estimator.set_need(None if need is None else int(need * RESUME_HEADROOM))
         self.estimator.can_probe = self._task is not None and any(
             c.kind == "video" and allocation.get(c.id) is None and c.can_pad for c in consumers
         )
@@ -424,7 +428,7 @@ class DownlinkController:
             self._finish_probe(now, False, f"rtt {probe.rtt_before * 1000:.0f} -> {max(rises) * 1000:.0f} ms")
             return True
         limit = max(probe.loss_before, 0.0) + PROBE_LOSS_MARGIN
-        if (loss_now is not None and loss_now > probe.loss_before + PROBE_ABORT_MARGIN
+        if (loss_now is not None and loss_now > probe.loss_before + PROBE_LOSS_MARGIN
                 and now - probe.started >= PROBE_NACK_AFTER_S):
             self._finish_probe(now, False, f"loss {loss_now:.3f}")
             return True
