@@ -574,22 +574,33 @@ class Pacer:
         (unpaced, a lossy link's retransmissions of a key frame came on top of
         the estimate and overflowed the link's queue). Dropped past
         PACE_FIRST_MAX_DELAY_S: by then the receiver has given up on it."""
-        rate = self.rate_bps
-        if rate is None:
-            send(data)
+        size = self._at_once(send, data)
+        if size is None:
             return
+        rate: float = self.rate_bps  # type: ignore[assignment]  # not None: _at_once sent it otherwise
+        if (self._first_bytes + size) * 8 > rate * PACE_FIRST_MAX_DELAY_S:
+            self.dropped_retransmissions += 1
+            return
+        self._first.append((send, data, size))
+        self._first_bytes += size
+        self._queue_grew(size)
+
+    def _at_once(self, send: Any, data: bytes) -> Optional[int]:
+        """Send ``data`` now if pacing is off, or if nothing waits and the bucket
+        holds it (None); otherwise its size on the wire, for the caller to queue."""
+        if self.rate_bps is None:
+            send(data)
+            return None
         size = len(data) + PACKET_OVERHEAD_BYTES - 12
         if not self.queued_bytes:
             self._refill(time.monotonic())
             if self._tokens >= size:
                 self._tokens -= size
                 send(data)
-                return
-        if (self._first_bytes + size) * 8 > rate * PACE_FIRST_MAX_DELAY_S:
-            self.dropped_retransmissions += 1
-            return
-        self._first.append((send, data, size))
-        self._first_bytes += size
+                return None
+        return size
+
+    def _queue_grew(self, size: int) -> None:
         self.queued_bytes += size
         self.paced_packets += 1
         if self._timer is None:
@@ -619,17 +630,10 @@ class Pacer:
         return self._queued.get(key, 0)
 
     def send(self, send: Any, data: bytes, key: Any = None) -> None:
-        rate = self.rate_bps
-        if rate is None:
-            send(data)
+        size = self._at_once(send, data)
+        if size is None:
             return
-        size = len(data) + PACKET_OVERHEAD_BYTES - 12
-        if not self.queued_bytes:
-            self._refill(time.monotonic())
-            if self._tokens >= size:
-                self._tokens -= size
-                send(data)
-                return
+        rate: float = self.rate_bps  # type: ignore[assignment]  # not None: _at_once sent it otherwise
         weight = self._weights.get(key, PACE_DEFAULT_WEIGHT_BPS)
         waiting = self._queued.get(key, 0)
         # Tail drop past PACE_MAX_DELAY_S: of the whole rate for the subscriber,
@@ -648,10 +652,7 @@ class Pacer:
         self._last_tag[key] = tag
         queue.append((tag, send, data, size))
         self._queued[key] = waiting + size
-        self.queued_bytes += size
-        self.paced_packets += 1
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
+        self._queue_grew(size)
 
     def _refill(self, now: float) -> None:
         rate = self.rate_bps

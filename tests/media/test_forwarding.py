@@ -147,6 +147,25 @@ def _peek_video_receiver(receiver: Any, sub: Subscriber) -> None:
     receiver._handle_rtcp_packet = on_rtcp
 
 
+def _drop_every_20th_rtp_packet(pc: RTCPeerConnection) -> list[int]:
+    """Lose every 20th RTP packet ``pc`` receives; returns the count of those lost (a one-item list)."""
+    dropped = [0]
+    for protocol in _udp_protocols(pc):
+        received = protocol.datagram_received
+        count = [0]
+
+        def lossy(data: bytes, addr: Any, received: Any = received, count: list[int] = count) -> None:
+            if _is_srtp_rtp(data):
+                count[0] += 1
+                if count[0] % 20 == 0:
+                    dropped[0] += 1
+                    return
+            received(data, addr)
+
+        protocol.datagram_received = lossy
+    return dropped
+
+
 def _udp_protocols(pc: RTCPeerConnection) -> list[Any]:
     dtls = pc.getTransceivers()[0].receiver.transport
     return list(dtls.transport._connection._protocols)
@@ -429,20 +448,7 @@ async def test_a_lossy_subscriber_gets_retransmissions_and_still_decodes(
     router = await plane.create_router({"session": "e"})
     _, video, audio = await clients.publish(router)
     sub = await clients.subscribe(router, [video], "lossy")
-    dropped = [0]
-    for protocol in _udp_protocols(sub.pc):
-        received = protocol.datagram_received
-        count = [0]
-
-        def lossy(data: bytes, addr: Any, received: Any = received, count: list[int] = count) -> None:
-            if _is_srtp_rtp(data):
-                count[0] += 1
-                if count[0] % 20 == 0:
-                    dropped[0] += 1
-                    return
-            received(data, addr)
-
-        protocol.datagram_received = lossy
+    dropped = _drop_every_20th_rtp_packet(sub.pc)
 
     await wait_for(lambda: sub.frames["video"] >= 60, 10, "the lossy subscriber to decode 60 frames")
 
@@ -510,20 +516,7 @@ async def test_retransmissions_reach_each_of_two_video_tracks_on_one_transport(
             await handle(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = on_rtp
-    dropped = [0]
-    for protocol in _udp_protocols(sub.pc):
-        received = protocol.datagram_received
-        count = [0]
-
-        def lossy(data: bytes, addr: Any, received: Any = received, count: list[int] = count) -> None:
-            if _is_srtp_rtp(data):
-                count[0] += 1
-                if count[0] % 20 == 0:
-                    dropped[0] += 1
-                    return
-            received(data, addr)
-
-        protocol.datagram_received = lossy
+    dropped = _drop_every_20th_rtp_packet(sub.pc)
 
     videos = [c for c in sub.consumers if c.kind == "video"]
     assert len(videos) == 2
