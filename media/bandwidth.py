@@ -689,38 +689,31 @@ class Pacer:
         while first and self._tokens >= first[0][2]:
             send, data, size = first.popleft()
             self._first_bytes -= size
-            self.queued_bytes -= size
-            self._tokens -= size
-            try:
-                send(data)
-            except Exception:
-                logger.debug("x paced send failed", exc_info=True)
+            self._went(send, data, size)
         while not first:
             item = self._pop()
             if item is None:
                 break
             tag, send, data, size = item
             self._vtime = max(self._vtime, tag)
-            self.queued_bytes -= size
-            self._tokens -= size
-            try:
-                send(data)
-            except Exception:
-                logger.debug("x paced send failed", exc_info=True)
+            self._went(send, data, size)
         if self.queued_bytes:
             self._timer = asyncio.get_running_loop().call_later(PACE_TICK_S, self._drain)
         else:
             self._vtime = 0.0  # idle: tags start afresh
+
+    def _went(self, send: Any, data: bytes, size: int) -> None:
+        """A packet that waited leaves (the bucket pays for it)."""
+        self.queued_bytes -= size
+        self._tokens -= size
+        _send_quietly(send, data)
 
     def _flush(self) -> None:
         items = [(0.0, send, data, size) for send, data, size in self._first]
         items += sorted((item for queue in self._queues.values() for item in queue), key=lambda item: item[0])
         self._clear()
         for _, send, data, _size in items:
-            try:
-                send(data)
-            except Exception:
-                logger.debug("x paced send failed", exc_info=True)
+            _send_quietly(send, data)
 
     def _clear(self) -> None:
         self._first.clear()
@@ -741,6 +734,13 @@ class Pacer:
         return {"rate_bps": None if self.rate_bps is None else int(self.rate_bps),
                 "queued_bytes": self.queued_bytes, "paced_packets": self.paced_packets,
                 "dropped_packets": self.dropped_packets, "dropped_retransmissions": self.dropped_retransmissions}
+
+
+def _send_quietly(send: Any, data: bytes) -> None:
+    try:
+        send(data)
+    except Exception:  # a closing transport: the packet is lost, as on the wire
+        logger.debug("x paced send failed", exc_info=True)
 
 
 @dataclass

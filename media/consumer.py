@@ -412,10 +412,10 @@ class Consumer:
         if packet is None:
             self.nack_misses += 1
             return
+        self._resent.pop(out_seq, None)  # to the end: the dict is oldest first
         self._resent[out_seq] = now
         if len(self._resent) > RETRANSMIT_REMEMBER:
-            for old_seq in list(self._resent)[: len(self._resent) - RETRANSMIT_REMEMBER]:
-                del self._resent[old_seq]
+            del self._resent[next(iter(self._resent))]
         ts = (packet.timestamp + self._ts_off) & 0xFFFFFFFF
         marker = 0x80 if packet.marker else 0
         if self.rtx_payload_type is not None:

@@ -836,6 +836,17 @@ def test_after_a_cut_a_lossy_link_waits_a_minute_before_trying_the_next_layer() 
 # -- padding probes while the video is paused ----------------------------------
 
 
+def _until_a_probe(est: LinkEstimator, t: float, sent_bps: int) -> tuple[float, Optional[float]]:
+    """Clean reports (one a second, ``sent_bps`` sent) until a probe is asked, for at most 60 s."""
+    target = None
+    end = t + 60
+    while target is None and t < end:
+        t += 1.0
+        est.on_report(t, 0.0, sent_bps)
+        target = est.take_probe()
+    return t, target
+
+
 def test_a_paused_video_asks_for_a_padding_probe_of_twice_the_estimate_not_a_layer() -> None:
     est = LinkEstimator(0.0, initial_bps=5_000_000)
     est.on_report(1.0, 0.9, 1_500_000)  # > 40 %: cut to what got through x 1.25
@@ -843,12 +854,7 @@ def test_a_paused_video_asks_for_a_padding_probe_of_twice_the_estimate_not_a_lay
     assert before == 187_500
     est.set_need(1_200_000)  # the camera is paused: unpausing needs 1.2 Mbps in all
     est.can_probe = True
-    t = 1.0
-    target = None
-    while target is None and t < 30:
-        t += 1.0
-        est.on_report(t, 0.0, 40_000)
-        target = est.take_probe()
+    t, target = _until_a_probe(est, 1.0, 40_000)
     # from 3/4 of the estimate (an estimate after heavy loss holds a slack): what is
     # sent (40 kbps, the audio) is less
     assert target == pytest.approx(2 * 0.75 * before)
@@ -994,12 +1000,7 @@ def test_the_loss_a_failed_probe_caused_cuts_nothing_for_a_hold() -> None:
     est.on_report(1.0, 0.9, 1_500_000)  # a cut: video paused
     est.set_need(250_000)
     est.can_probe = True
-    t = 1.0
-    target = None
-    while target is None and t < 60:
-        t += 1.0
-        est.on_report(t, 0.0, 45_000)
-        target = est.take_probe()
+    t, target = _until_a_probe(est, 1.0, 45_000)
     assert target is not None
     before = est.estimate(t)
     est.on_probe_result(t + 0.5, target, False)

@@ -143,6 +143,18 @@ async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stre
                    "the video back after the probe")
 
 
+async def _top_layer_with_its_pacer(plane: MediaPlane, clients: Clients, session: str) -> tuple[Any, Any, Any, Any]:
+    """A subscriber of the top layer, playing, whose pacer the test drives (rate control stopped)."""
+    router = await plane.create_router({"session": session})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    down = sub.transport
+    down._controller.stop()  # type: ignore[attr-defined]  # the test sets the pacer itself
+    consumer = sub.consumer("video")
+    await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
+    return producers, sub, down, consumer
+
+
 async def test_a_pli_is_held_while_the_subscribers_video_waits_in_the_pacer(
     plane: MediaPlane, clients: Clients
 ) -> None:
@@ -151,13 +163,7 @@ async def test_a_pli_is_held_while_the_subscribers_video_waits_in_the_pacer(
     is 30-60 KB): the PLI is held until the pacer has sent what it holds."""
     from media import aiortc_hooks as hooks
 
-    router = await plane.create_router({"session": "layers-pli"})
-    producers = await publish_layers(router, clients)
-    sub = await clients.subscribe(router, [producers[0]], "classroom")
-    down = sub.transport
-    down._controller.stop()  # type: ignore[attr-defined]  # this test sets the pacer itself
-    consumer = sub.consumer("video")
-    await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
+    producers, sub, down, consumer = await _top_layer_with_its_pacer(plane, clients, "layers-pli")
     pli = hooks.RTCP_CLASSES["psfb"](fmt=hooks.PSFB_PLI, ssrc=1, media_ssrc=consumer.ssrc)
 
     down.pacer.set_rate(30_000)  # far below the 640x360 layer: video queues up
@@ -180,13 +186,7 @@ async def test_pausing_drops_the_stale_video_waiting_in_the_pacer_without_a_gap_
     dropped from the pacer (which otherwise stayed busy for ~40 s at 50 kbps and
     held every probe back), and the stream resumes right after the last packet
     that went out, so the receiver sees no loss."""
-    router = await plane.create_router({"session": "layers-discard"})
-    producers = await publish_layers(router, clients)
-    sub = await clients.subscribe(router, [producers[0]], "classroom")
-    down = sub.transport
-    down._controller.stop()  # type: ignore[attr-defined]  # this test sets the pacer itself
-    consumer = sub.consumer("video")
-    await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
+    producers, sub, down, consumer = await _top_layer_with_its_pacer(plane, clients, "layers-discard")
 
     down.pacer.set_rate(30_000)  # far below the 640x360 layer: video queues up
     await wait_for(lambda: down.pacer.queued_for(consumer.id) > 5_000, 5, "video waiting in the pacer")

@@ -78,12 +78,15 @@ async def test_a_layered_camera_is_one_consumer_that_knows_every_layer(
     assert camera.layer_ids == sorted(p[m]["id"] for m in "012")
 
 
-async def test_consumers_carry_their_priority_under_scarcity(
+async def test_consumers_carry_their_priority_under_scarcity_and_their_source(
     lesson: dict[str, Any], media: FakeMediaPlane
 ) -> None:
     p = lesson["producers"]
     priorities = {c.producer_id: c.app_data["priority"] for c in down_consumers(media, lesson["classroom_id"])}
     assert priorities == {p["3"]["id"]: 0, p["4"]["id"]: 1, p["0"]["id"]: 2}
+    # ... and their source: the media plane takes the courseware's need from its key frames
+    sources = {c.producer_id: c.app_data["source"] for c in down_consumers(media, lesson["classroom_id"])}
+    assert sources == {p["3"]["id"]: "mic", p["4"]["id"]: "courseware", p["0"]["id"]: "camera"}
     await call(lesson["classroom"], {"type": "publish", "sdp": "c", "tracks": {"0": {"source": "camera"}}})
     await until(lesson["teacher"], "offer")
     (at_teacher,) = down_consumers(media, lesson["teacher_id"])
