@@ -101,6 +101,7 @@ DELIVERED_SLACK = 1.25
 FAST_SLACK = 1.0
 FAST_FLOOR_SHARE = 0.6
 FAST_FLOOR_MARGIN = 1.05
+FLOOR_HOLD_S = 10.0
 CUT_HOLD_S = 3.0  # 2 s was measured too short behind a 600 ms queue with 100 ms RTT
 # ... and a clearly worse one within the hold cuts to no less than this share
 # of the estimate it finds: measured behind a 600 ms queue, the second report
@@ -416,6 +417,7 @@ class LinkEstimator:
         self._probing = False
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
         self._failed_probe = (0.0, -math.inf)  # (bps, at) of the last probe it did not
+        self._floor_held_at = -math.inf  # the last moderate cut held at the floor
         self._probes = 0
         self._failed_probes = 0
 
@@ -450,7 +452,10 @@ class LinkEstimator:
             if loss <= LOSS_SEVERE and (prev_loss is None or prev_loss <= LOSS_HIGH):
                 return  # one report of 10-40 %: noise until the next one says so too
             cut = loss if loss > LOSS_SEVERE or prev_loss is None else min(loss, prev_loss)
+            before = self._est
             self._heavy_loss(now, cut, loss, sent)
+            if cut <= LOSS_SEVERE:
+                self._hold_at_floor(now, before)
             return
 
         self._sent_hist.append((now, sent))
@@ -518,6 +523,24 @@ class LinkEstimator:
             # at the floor with a margin: the needs are measured, and 1 kbps more
             # than the estimate pauses the camera the cut meant to keep
             self._set(now, floor_bps * FAST_FLOOR_MARGIN, self._reason)
+
+    # set by the controller: what every track needs on its lowest layer (bps), or None
+    floor_bps: Optional[float] = None
+
+    def _hold_at_floor(self, now: float, before: float) -> None:
+        """A moderate cut (10-40 % loss, two reports) that takes an estimate from
+        above the floor to below it stops at the floor (with FAST_FLOOR_MARGIN), once
+        per FLOOR_HOLD_S: on a link with 5 % random loss two reports over 10 % come
+        now and then, and a 7 % cut from just above the floor paused a camera the
+        link carried (for 10 s of a 20 s stretch, behind a 600 ms queue). A second
+        such cut within FLOOR_HOLD_S is the link's: it goes through."""
+        floor = self.floor_bps
+        if not floor or before < floor or self._est >= floor * FAST_FLOOR_MARGIN:
+            return
+        if now - self._floor_held_at < FLOOR_HOLD_S - _EPS:
+            return
+        self._floor_held_at = now
+        self._set(now, min(before, floor * FAST_FLOOR_MARGIN), self._reason)
 
     def on_queue_delay(self, now: float, queue_s: float, sent_bps: float) -> None:
         """The round trip stands ``queue_s`` above the link's least of late

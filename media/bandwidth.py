@@ -280,6 +280,8 @@ class DownlinkController:
         # with it (a failed probe ends the clean run that report would climb on).
         probe_judged = self._probe is not None and self._probe_verdict(
             now, consumers, loss_now=lost_weighted / reported_packets if reported_packets else None)
+        if self.estimator.floor_bps is None:
+            self.estimator.floor_bps = sum(_demand(c).layer_bps[-1] for c in consumers)
         if self.pacer is not None:
             rate = self.pacer.rate_bps
             self.estimator.backlogged = bool(rate and self.pacer.video_bytes * 8 > rate * BACKLOG_S)
@@ -293,9 +295,7 @@ class DownlinkController:
         if queue_s is not None:
             self.estimator.on_queue_delay(now, queue_s, sent_bps)
         if fast_loss is not None:
-            lowest = [_demand(c) for c in consumers]
-            floor = sum(d.layer_bps[-1] for d in lowest)  # every track on its lowest layer
-            self.estimator.on_fast_loss(now, fast_loss, sent_bps, floor_bps=floor)
+            self.estimator.on_fast_loss(now, fast_loss, sent_bps, floor_bps=self.estimator.floor_bps)
             news = True
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
@@ -310,6 +310,7 @@ class DownlinkController:
         self._allocated_at = now
         budget = self.estimator.estimate(now)
         demands = [_demand(c) for c in consumers]
+        self.estimator.floor_bps = sum(d.layer_bps[-1] for d in demands)  # every track on its lowest layer
         allocation = allocate(budget, demands)
         # Hysteresis: a paused video comes back only if it fits with RESUME_HEADROOM to
         # spare. Right at the edge (a 300 kbps link carrying audio, a slide deck and the

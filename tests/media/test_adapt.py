@@ -1059,3 +1059,24 @@ def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
     # 80 failed; 60 (halfway) carried, 70 (halfway again) and 75 carried: 75 >= 0.9 x 80,
     # so the failure is forgotten and the next probe doubles again
     assert targets == [80_000, 60_000, 70_000, 75_000, 150_000]
+
+
+def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None:
+    """Two reports over 10 % on a 5 % link come now and then: the first such cut
+    that would pause a camera the link carried stops at the floor (+5 %); a
+    second within FLOOR_HOLD_S is the link's and goes through."""
+    est = LinkEstimator(0.0, initial_bps=222_000)
+    est.floor_bps = 211_000  # audio + the camera's lowest layer
+    est.on_report(1.0, 0.05, 200_000)
+    est.on_report(2.0, 0.13, 200_000)
+    est.on_report(3.0, 0.14, 200_000)  # confirmed: x (1 - 0.13/2) = 207.6 kbps, under the floor
+    assert est.estimate(3.0) == 221_550  # the floor x 1.05 (below where it was)
+    est.on_report(7.0, 0.05, 200_000)
+    est.on_report(8.0, 0.2, 200_000)
+    est.on_report(9.0, 0.2, 200_000)  # again within FLOOR_HOLD_S: through the floor
+    assert est.estimate(9.0) < 211_000
+    # severe loss is never held
+    severe = LinkEstimator(0.0, initial_bps=222_000)
+    severe.floor_bps = 211_000
+    severe.on_report(1.0, 0.6, 200_000)
+    assert severe.estimate(1.0) < 211_000

@@ -47,6 +47,7 @@ class _Estimator:
         self.bps = bps
         self.can_probe = False
         self.backlogged = False
+        self.floor_bps: Optional[float] = None
         self.queues: list[tuple[float, float]] = []
 
     def estimate(self, now: float) -> int:
