@@ -499,7 +499,13 @@ class LinkEstimator:
 
     fast_loss_threshold = LOSS_SEVERE
 
-    def on_fast_loss(self, now: float, loss: float, sent_bps: float, floor_bps: Optional[float] = None) -> None:
+    @property
+    def cut_at(self) -> float:
+        """When the estimate was last cut (-inf if never)."""
+        return self._cut_at
+
+    def on_fast_loss(self, now: float, loss: float, sent_bps: float, floor_bps: Optional[float] = None,
+                     fresh: bool = False) -> None:
         """Loss measured from the subscriber's NACKs over its last few dozen
         packets (an RTT after the fact, where a receiver report may take
         another second). Only unambiguous congestion (> LOSS_SEVERE) acts, and
@@ -508,21 +514,37 @@ class LinkEstimator:
         The receiver reports that follow are judged as after any cut.
 
         ``floor_bps`` (what every track needs on its lowest layer): this
-        measure is noisy (0.6-0.7 at a 200 ms queue where reports then say
-        0.8; 0.9 behind a 600 ms queue, where retransmissions compete), so a
-        cut that lands within FAST_FLOOR_SHARE of the floor stops at the
-        floor: pausing video is left to the receiver reports."""
+        measure is noisy (0.57-0.7 at a 200 ms queue where reports then say
+        0.8, and 0.945 once; 0.9 behind a 600 ms queue, where retransmissions
+        compete), so a first cut from above the floor stops at the floor
+        (with FAST_FLOOR_MARGIN): pausing video is left to what comes next,
+        and a fresh cut pauses only below FAST_FLOOR_SHARE of the floor (a
+        300 kbps link read at 0.945 from 1.6 Mbps was cut to 90 kbps, where
+        the camera's lowest layer and the audio needed 154: paused 27 s).
+
+        ``fresh``: the loss is of packets sent after the last cut (the caller
+        measured it over NACKs that came a round trip after it), at
+        ``sent_bps``: it acts within the hold too. A 5 Mbps -> 300 kbps drop
+        is first read at 0.57 (the NACK window still holds packets from before
+        it) and cut to 667 kbps; the receiver reports of what that rate lost,
+        held, cut again only 3.3 s later. Within the hold a cut still halves
+        the estimate at most (REPEAT_CUT_FLOOR): right at a drop the round
+        trips known do not hold the new queue yet, and NACKs of the rate
+        before the cut read as fresh cut 679 kbps to 91."""
         loss = min(max(float(loss), 0.0), 1.0)
-        if loss <= LOSS_SEVERE or sent_bps <= 0 or now - self._cut_at < CUT_HOLD_S - _EPS:
+        if loss <= LOSS_SEVERE or sent_bps <= 0 or (now - self._cut_at < CUT_HOLD_S - _EPS and not fresh):
             return
         self._clean_since = None
         self._sent_hist.clear()
         self._delivered = None
-        self._heavy_loss(now, loss, loss, float(sent_bps), fast=True)
-        if floor_bps and floor_bps * FAST_FLOOR_SHARE <= self._est < floor_bps * FAST_FLOOR_MARGIN:
+        before = self._est
+        self._heavy_loss(now, loss, loss, float(sent_bps), fast=True, fresh=fresh)
+        floor = floor_bps or 0.0
+        margin = floor * FAST_FLOOR_MARGIN
+        if before >= margin - 1.0 and self._est < margin and (not fresh or self._est >= floor * FAST_FLOOR_SHARE):
             # at the floor with a margin: the needs are measured, and 1 kbps more
             # than the estimate pauses the camera the cut meant to keep
-            self._set(now, floor_bps * FAST_FLOOR_MARGIN, self._reason)
+            self._set(now, margin, self._reason)
 
     # set by the controller: what every track needs on its lowest layer (bps), or None
     floor_bps: Optional[float] = None
@@ -611,12 +633,14 @@ class LinkEstimator:
         }
 
     # -- internals -------------------------------------------------------------
-    def _heavy_loss(self, now: float, cut: float, loss: float, sent: float, fast: bool = False) -> None:
-        """Confirmed congestion: cut the estimate (see DELIVERED_SLACK, CUT_HOLD_S) and fail a pending climb."""
+    def _heavy_loss(self, now: float, cut: float, loss: float, sent: float, fast: bool = False,
+                    fresh: bool = False) -> None:
+        """Confirmed congestion: cut the estimate (see DELIVERED_SLACK, CUT_HOLD_S) and fail a pending climb.
+        ``fresh``: the loss is of what was sent after the last cut (see on_fast_loss)."""
         failed = self._congestion(now)
         target: Optional[float] = None
         within_hold = now - self._cut_at < CUT_HOLD_S - _EPS
-        if not within_hold or cut > self._cut_loss + CUT_WORSE:
+        if not within_hold or fresh or cut > self._cut_loss + CUT_WORSE:
             self._cut_at, self._cut_loss = now, cut
             target = self._est * (1.0 - cut / 2.0)
             if sent > 0:
@@ -624,7 +648,8 @@ class LinkEstimator:
                 target = min(target, through * (FAST_SLACK if fast else DELIVERED_SLACK))
             if within_hold:
                 # a second, worse report right after a cut still straddles the
-                # overload: it may halve the estimate again, not more
+                # overload: it may halve the estimate again, not more (and a
+                # fresh one may still, if the queue's delay was read short)
                 target = max(target, self._est * REPEAT_CUT_FLOOR)
         if failed is not None:
             back, used = self._withdraw(failed, sent, loss)

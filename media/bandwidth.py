@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
-from .adapt import QUEUE_DELAY_S, Demand, LayerSelector, LinkEstimator, allocate
+from .adapt import CUT_HOLD_S, QUEUE_DELAY_S, Demand, LayerSelector, LinkEstimator, allocate
 from .producer import PACKET_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
@@ -51,6 +51,15 @@ INITIAL_BPS = 5_000_000
 # before the next receiver report would tell it.
 NACK_WINDOW_S = 0.4
 NACK_MIN_SPAN = 20
+# Within the hold after a cut (media.adapt.CUT_HOLD_S) the NACKs are read again
+# over what was sent after the cut: from a round trip (the consumers' latest,
+# which includes the link's queue; at least NACK_FRESH_RTT_S) plus this
+# margin after it, once that window is at least NACK_FRESH_MIN_S long. The
+# round trip is taken as at least NACK_FRESH_RTT_S: right at a drop the
+# latest reports do not hold the new queue yet (100 ms where 300 ms were due).
+NACK_FRESH_MARGIN_S = 0.1
+NACK_FRESH_MIN_S = 0.2
+NACK_FRESH_RTT_S = 0.3
 # What a layer needs before its producer has been measured (bps), by layer index.
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
 NOMINAL_AUDIO_BPS = 40_000
@@ -63,7 +72,6 @@ NOMINAL_AUDIO_BPS = 40_000
 PROBE_TICK_S = 0.02
 PROBE_MIN_S = 0.8
 PROBE_MAX_S = 3.5
-PROBE_CLEAN_RTX_S = 5.0
 # ... and a receiver whose reports of the other streams (with a round trip)
 # keep coming this long into a probe without one of the RTX stream is judged by those.
 PROBE_SILENT_S = 1.5
@@ -202,19 +210,34 @@ class DownlinkController:
                 # the probe's padding is overflowing the queue: stop it now, not at its verdict
                 self._finish_probe(now, False, f"nack loss {loss:.3f}")
                 return
-            if loss is not None and loss > self.estimator.fast_loss_threshold:
+            since_cut = now - self.estimator.cut_at
+            if since_cut < CUT_HOLD_S:
+                # within the hold after a cut, only the loss of what was sent after it
+                # counts: NACKs a round trip (queue included) and a margin later
+                window = min(NACK_WINDOW_S, since_cut - self._round_trip(now) - NACK_FRESH_MARGIN_S)
+                loss = self.nack_loss_fraction(now, window) if window >= NACK_FRESH_MIN_S else None
+                if loss is not None and loss > self.estimator.fast_loss_threshold:
+                    self.tick(now, fast_loss=loss, fresh=True)
+            elif loss is not None and loss > self.estimator.fast_loss_threshold:
                 self.tick(now, fast_loss=loss)
         except Exception:
             logger.exception("x rate control failed")
 
-    def nack_loss_fraction(self, now: float) -> Optional[float]:
-        """Loss over the sequence numbers the NACKs of the last NACK_WINDOW_S
+    def _round_trip(self, now: float) -> float:
+        """The longest of the consumers' latest round trips (queue included), but
+        at least NACK_FRESH_RTT_S, s."""
+        rtts = [c.last_rtt[1] for c in self._consumers
+                if not c.closed and c.last_rtt is not None and now - c.last_rtt[0] <= RTT_BASE_S]
+        return max(rtts + [NACK_FRESH_RTT_S])
+
+    def nack_loss_fraction(self, now: float, seconds: float = NACK_WINDOW_S) -> Optional[float]:
+        """Loss over the sequence numbers the NACKs of the last ``seconds``
         covered (all video consumers, see NackMeter.window), or None if they
         cover fewer than NACK_MIN_SPAN."""
         lost = span = 0
         for c in self._consumers:
             if c.kind == "video" and not c.closed:
-                c_lost, c_span = c.nack_meter.window(now, NACK_WINDOW_S)
+                c_lost, c_span = c.nack_meter.window(now, seconds)
                 lost += c_lost
                 span += c_span
         if span < NACK_MIN_SPAN:
@@ -237,7 +260,7 @@ class DownlinkController:
                 logger.exception("x rate control failed")
 
     # -- one step ------------------------------------------------------------------
-    def tick(self, now: float, fast_loss: Optional[float] = None) -> None:
+    def tick(self, now: float, fast_loss: Optional[float] = None, fresh: bool = False) -> None:
         consumers = [c for c in self._consumers if not c.closed]
         dt = max(1e-3, now - self._last_tick)
         self._last_tick = now
@@ -295,7 +318,11 @@ class DownlinkController:
         if queue_s is not None:
             self.estimator.on_queue_delay(now, queue_s, sent_bps)
         if fast_loss is not None:
-            self.estimator.on_fast_loss(now, fast_loss, sent_bps, floor_bps=self.estimator.floor_bps)
+            if fresh:
+                # what left since the cut: the pacer drains at the estimate (the
+                # last second's average still holds the rate before the cut)
+                sent_bps = min(sent_bps, float(self.estimator.estimate(now)))
+            self.estimator.on_fast_loss(now, fast_loss, sent_bps, floor_bps=self.estimator.floor_bps, fresh=fresh)
             news = True
         if remb is not None and remb != self._last_remb:
             self._last_remb = remb
@@ -384,6 +411,7 @@ class DownlinkController:
             consumer=paused[0], target_bps=target_bps, pad_bps=max(pad_bps, 0.0), started=now,
             loss_before=self.estimator.state().get("loss") or 0.0,
             rtt_before=min(rtts) if rtts else None, rtx_reports=paused[0].rtx_reports,
+            rtx_unreported=paused[0].rtx_unreported,
         )
         logger.info("- probe to %d kbps: %d kbps of padding", target_bps // 1000, max(pad_bps, 0) // 1000)
         if pad_bps <= 0:
@@ -433,11 +461,12 @@ class DownlinkController:
                 and now - probe.started >= PROBE_NACK_AFTER_S):
             self._finish_probe(now, False, f"loss {loss_now:.3f}")
             return True
-        # The first report of the RTX stream after the probe started may count, as
-        # lost, retransmissions lost long before (its sequence numbers jump over
-        # them when the padding starts): after recent retransmissions, the second
-        # one is the probe's own.
-        reports = 2 if probe.started - c.last_retransmission_at < PROBE_CLEAN_RTX_S else 1
+        # The first report of the RTX stream after the probe started counts, as
+        # lost, the retransmissions sent after its previous report that never
+        # arrived (its sequence numbers jump over them when the padding starts;
+        # 5 s after a drop that read 66 % and failed a probe the link carried):
+        # then the second one is the probe's own.
+        reports = 2 if probe.rtx_unreported else 1
         if (c.rtx_reports - probe.rtx_reports >= reports and now - probe.started >= PROBE_MIN_S
                 and (rises or probe.rtt_before is None)):
             carried = c.rtx_fraction_lost <= limit
@@ -570,21 +599,22 @@ class Pacer:
         self._refill(time.monotonic())
         self.rate_bps = float(rate_bps)
 
-    def send_first(self, send: Any, data: bytes) -> None:
+    def send_first(self, send: Any, data: bytes) -> bool:
         """A retransmission: ahead of all waiting video, but within the rate
         (unpaced, a lossy link's retransmissions of a key frame came on top of
         the estimate and overflowed the link's queue). Dropped past
-        PACE_FIRST_MAX_DELAY_S: by then the receiver has given up on it."""
+        PACE_FIRST_MAX_DELAY_S (False): by then the receiver has given up on it."""
         size = self._at_once(send, data)
         if size is None:
-            return
+            return True
         rate: float = self.rate_bps  # type: ignore[assignment]  # not None: _at_once sent it otherwise
         if (self._first_bytes + size) * 8 > rate * PACE_FIRST_MAX_DELAY_S:
             self.dropped_retransmissions += 1
-            return
+            return False
         self._first.append((send, data, size))
         self._first_bytes += size
         self._queue_grew(size)
+        return True
 
     def _at_once(self, send: Any, data: bytes) -> Optional[int]:
         """Send ``data`` now if pacing is off, or if nothing waits and the bucket
@@ -753,6 +783,7 @@ class _Probe:
     loss_before: float
     rtt_before: Optional[float]
     rtx_reports: int
+    rtx_unreported: bool = False
     last_pad: float = 0.0
     debt: float = 0.0
     timer: Optional[asyncio.TimerHandle] = None

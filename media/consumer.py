@@ -111,7 +111,7 @@ class Consumer:
         self.nacks = 0
         self.nack_misses = 0
         self.retransmissions_skipped = 0
-        self.discarded_packets = 0  # waiting in the pacer when the video was paused
+        self.discarded_packets = 0  # waiting in the pacer when the video was paused or switched layer
         self._resent: dict[int, float] = {}  # out seq -> when it was last retransmitted (insertion order)
         self.plis = 0
         self.plis_held = 0
@@ -135,6 +135,8 @@ class Consumer:
         self.padding_packets = 0
         self.padding_octets = 0
         self.rtx_reports = 0
+        self._rtx_reported: Optional[int] = None  # the highest RTX sequence number the receiver reported
+        self._rtx_first = self._rtx_seq
         self.rtx_fraction_lost = 0.0
         self._lsr = -1
         self._lsr_time = 0.0
@@ -182,6 +184,15 @@ class Consumer:
             return None
         return _layer_of(self._pending) if self._pending is not None else _layer_of(self._producer)
 
+    @property
+    def rtx_unreported(self) -> bool:
+        """Whether RTX packets went out after the highest one the receiver last
+        reported (those it never got count as lost in its next report)."""
+        last_sent = (self._rtx_seq - 1) & 0xFFFF
+        if self._rtx_reported is None:
+            return self._rtx_seq != self._rtx_first
+        return last_sent != self._rtx_reported
+
     def on_layer(self, callback: Callable[[Optional[int]], None]) -> None:
         """Call ``callback(layer)`` whenever the forwarded layer changes (None: starved)."""
         self._layer_callbacks.append(callback)
@@ -202,13 +213,7 @@ class Consumer:
             if not self._starved:
                 self._cancel_pending()
                 self._starved = True
-                if self._pacer is not None:
-                    # what still waits in the pacer is stale now; its sequence numbers
-                    # are the newest given, so the stream goes on after the last one sent
-                    waiting = self._pacer.discard(self.id)
-                    if waiting:
-                        self._last_seq = (self._last_seq - waiting) & 0xFFFF
-                        self.discarded_packets += waiting
+                self._discard_waiting()
                 self._notify_layer()
             return
         target = self._layers.get(layer)
@@ -240,13 +245,27 @@ class Consumer:
             self._pending._detach(self)
             self._pending = None
 
+    def _discard_waiting(self) -> None:
+        """Forget the video of this consumer still waiting in the pacer (paused,
+        or a keyframe of another layer makes it useless). Its sequence numbers
+        are the newest given, so the stream goes on after the last one sent."""
+        if self._pacer is not None:
+            waiting = self._pacer.discard(self.id)
+            if waiting:
+                self._last_seq = (self._last_seq - waiting) & 0xFFFF
+                self.discarded_packets += waiting
+
     def _switch_to_pending(self) -> None:
-        """The target layer's keyframe is here: forward it from this packet on."""
+        """The target layer's keyframe is here: forward it from this packet on.
+        What still waits in the pacer of the old layer goes: the receiver starts
+        over at this keyframe, and on a link that just dropped a second of the
+        old layer (1.5 Mbps into a 300 kbps pacer) held the new one back 3 s."""
         assert self._pending is not None
         self._producer._detach(self)
         self._producer = self._pending
         self._pending = None
         self.layer_switches += 1
+        self._discard_waiting()
         self._restart(ask=False)
         self._notify_layer()
 
@@ -431,8 +450,12 @@ class Consumer:
         pacer = self._pacer
         if pacer is None or pacer.rate_bps is None:
             send(bytes(buf))
-        else:
-            pacer.send_first(send, bytes(buf))  # ahead of the video waiting, within the link's rate
+        elif not pacer.send_first(send, bytes(buf)):  # ahead of the video waiting, within the link's rate
+            if self.rtx_payload_type is not None:
+                # dropped: its RTX sequence number goes to the next one (a gap in the RTX
+                # stream is loss to the receiver, and that stream's loss judges probes)
+                self._rtx_seq = (self._rtx_seq - 1) & 0xFFFF
+            return
         self.retransmissions += 1
         self.rtx_octets += len(buf)
         self.last_retransmission_at = now
@@ -472,6 +495,7 @@ class Consumer:
                         # the RTX stream: retransmissions and probe padding
                         self.rtx_reports += 1
                         self.rtx_fraction_lost = report.fraction_lost / 256
+                        self._rtx_reported = report.highest_sequence & 0xFFFF
                     continue
                 self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256

@@ -923,16 +923,45 @@ def test_from_64_kbps_back_to_5_mbps_padding_probes_bring_the_video_back() -> No
 @pytest.mark.parametrize(
     ("loss", "floor", "expected"),
     [
-        (0.9, 200_000, 210_000),  # 150 kbps got through: within 60 % of the floor, stop at the floor (+5 %)
-        (0.96, 200_000, 60_000),  # 60 kbps: far below, a pause it is
+        (0.9, 200_000, 210_000),  # 150 kbps got through: stop at the floor (+5 %)
+        (0.96, 200_000, 210_000),  # 60 kbps: the first read of a drop is too noisy to pause on
         (0.8, 200_000, 300_000),  # above the floor anyway
         (0.9, None, 150_000),
     ],
 )
-def test_a_fast_cut_near_the_lowest_layers_stops_at_them(loss: float, floor: Optional[int], expected: int) -> None:
+def test_a_first_fast_cut_stops_at_the_lowest_layers(loss: float, floor: Optional[int], expected: int) -> None:
     est = LinkEstimator(0.0, initial_bps=5_000_000)
     est.on_fast_loss(1.0, loss, 1_500_000, floor_bps=floor)
     assert est.estimate(1.0) == pytest.approx(expected, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        (0.42, 210_000),  # 122 kbps of 210 got through: within 60 % of the floor, stop there again
+        (0.65, 105_000),  # 73 kbps: a pause (no lower than half the estimate within the hold)
+        (0.3, 210_000),  # not over 40 %: nothing
+    ],
+)
+def test_a_fresh_fast_cut_within_the_hold_pauses_only_far_below_the_floor(loss: float, expected: int) -> None:
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.9, 1_500_000, floor_bps=200_000)
+    assert est.estimate(1.0) == 210_000
+    est.on_fast_loss(1.6, loss, 210_000, floor_bps=200_000)  # without fresh: the hold
+    assert est.estimate(1.6) == 210_000
+    est.on_fast_loss(1.6, loss, 210_000, floor_bps=200_000, fresh=True)
+    assert est.estimate(1.6) == pytest.approx(expected, abs=1)
+
+
+def test_a_fresh_fast_cut_is_not_taken_for_a_repeat_of_the_first() -> None:
+    # 0.57 read at a drop from 1.5 Mbps, then 0.57 again of what the cut rate lost: the
+    # second is not "clearly worse" than the first, but it is news
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.57, 1_500_000)
+    assert est.estimate(1.0) == 645_000
+    est.on_fast_loss(1.8, 0.57, 645_000, fresh=True)
+    assert est.estimate(1.8) == pytest.approx(645_000 * 0.5, abs=1)  # 277 kbps, but at most halved
+    assert est.cut_at == 1.8
 
 
 # -- the delay signal, the pacer's backlog, probes' after-effects ----------------------

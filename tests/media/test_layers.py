@@ -124,6 +124,7 @@ async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stre
     consumer.set_layers(producers)
     await wait_for(lambda: sub.frames["video"] >= 10, 10, "first frames")
     assert consumer.can_pad and consumer.rtx_reports == 0
+    assert not consumer.rtx_unreported  # nothing went out on the RTX stream yet
     consumer.set_layer(None)  # starved: nothing but padding goes out now
     await asyncio.sleep(0.3)
     packets_before, frames_before = consumer.packets, sub.frames["video"]
@@ -134,8 +135,10 @@ async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stre
         await asyncio.sleep(0.02)
     assert 100 <= consumer.padding_packets <= 200 and wire >= 75 * 500
     assert consumer.packets == packets_before  # padding is not media
+    assert consumer.rtx_unreported  # the last padding packet cannot be in a report yet
     await wait_for(lambda: consumer.rtx_reports > 0, 5, "a receiver report block for the RTX stream")
     assert consumer.rtx_fraction_lost == 0.0
+    await wait_for(lambda: not consumer.rtx_unreported, 5, "a report of the RTX stream up to its last packet")
     assert sub.frames["video"] - frames_before <= 1  # nothing decoded from padding
     consumer.set_layer(2)
     sub.sizes.clear()

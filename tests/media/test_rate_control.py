@@ -26,6 +26,7 @@ class _Consumer:
         self.receiver_reports = 0
         self.rtx_octets = 0
         self.rtx_reports = 0
+        self.rtx_unreported = False
         self.fraction_lost = 0.0
         self.remb_bps: Optional[int] = None
         self.app_data = {"priority": priority, "source": "camera" if kind == "video" else "mic"}
