@@ -199,10 +199,10 @@ class DownlinkController:
         if self._nack_soon is None and self._task is not None:
             self._nack_soon = asyncio.get_running_loop().call_later(FEEDBACK_DELAY_S, self._nack_now)
 
-    def _nack_now(self) -> None:
+    def _nack_now(self, now: Optional[float] = None) -> None:
         self._nack_soon = None
         try:
-            now = time.monotonic()
+            now = time.monotonic() if now is None else now
             loss = self.nack_loss_fraction(now)
             probe = self._probe
             if (probe is not None and loss is not None and now - probe.started >= PROBE_NACK_AFTER_S

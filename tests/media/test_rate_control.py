@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import pytest
+
 from media.adapt import NackMeter
 from media.bandwidth import QUEUE_PERSIST_S, RESUME_HEADROOM, DownlinkController, Pacer
 
@@ -121,3 +123,46 @@ def test_no_queue_signal_on_a_link_too_fast_to_be_paced() -> None:
     for i, rtt in enumerate([0.1, 0.1, 0.3, 0.3, 0.3, 0.3]):
         _rtt(controller, camera, 1.0 + i * 0.3, rtt)
     assert estimator.queues == []
+
+
+def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cut_again() -> None:
+    """A drop read at 60 % from NACKs that still hold the rate before it: cut to 40 %
+    of what was sent. NACKs of the next round trip describe that old rate and change
+    nothing; those of what the cut rate lost (0.3 s round trip + 0.1 s later) cut
+    again within the hold, by at most half."""
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0)
+    seq = 1000
+
+    def send(at: float, bps: float) -> None:
+        camera.octets += int(bps / 8 * 0.5) - 30 * 60  # 0.5 s of it, in 30 packets
+        camera.packets += 30
+        controller.tick(at)
+
+    def nack(at: float, loss_in_10: int) -> None:
+        nonlocal seq
+        camera.nack_meter.add(at, list(range(seq + 10 - loss_in_10, seq + 10)))
+        seq += 10
+
+    for i in range(20):
+        send(0.5 * (i + 1), 1_500_000)
+    assert controller.estimator.estimate(10.0) == 5_000_000
+    for i in range(4):
+        nack(9.65 + 0.1 * i, 6)
+    loss = controller.nack_loss_fraction(10.0)
+    assert loss is not None and 0.6 < loss < 0.7  # 24 of 37 (the oldest NACK counts its gap only)
+    controller._nack_now(10.0)
+    first = controller.estimator.estimate(10.0)
+    assert first == pytest.approx(1_500_000 * (1 - loss), rel=0.01)
+    assert controller.estimator.cut_at == 10.0
+    for i in range(4):
+        nack(10.05 + 0.1 * i, 9)  # the old rate, lost at 90 % a round trip after the cut
+    controller._nack_now(10.35)
+    assert controller.estimator.estimate(10.35) == first
+    send(10.5, first)
+    for i in range(5):
+        nack(10.45 + 0.1 * i, 6)  # what the cut rate lost: 60 %
+    controller._nack_now(10.85)
+    assert controller.estimator.estimate(10.85) == pytest.approx(first * 0.5, rel=0.01)
+    assert controller.estimator.cut_at == 10.85
