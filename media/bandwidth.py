@@ -44,6 +44,8 @@ SENT_WINDOW_S = 1.0
 REALLOCATE_S = 2.0
 # A track's delivered rate (from its receiver reports) counts this long.
 DELIVERED_FRESH_S = 3.0
+# Receiver reports that, together, cover fewer packets than this tell no loss.
+REPORT_MIN_PACKETS = 8
 INITIAL_BPS = 5_000_000
 # The fast loss signal: the subscriber's NACKs of the last NACK_WINDOW_S, once
 # they cover at least NACK_MIN_SPAN sequence numbers, give the loss an RTT
@@ -64,12 +66,14 @@ NACK_FRESH_RTT_S = 0.3
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
 NOMINAL_AUDIO_BPS = 40_000
 # Padding probes (see media.adapt.PROBE_STEP): padding goes out every
-# PROBE_TICK_S; the probe is judged by the second report of the RTX stream
+# PROBE_TICK_S, topping what the media puts on the wire up to the probe's rate; the probe is judged by the second report of the RTX stream
 # (where the padding travels) since it started, PROBE_MIN_S after it started, or
 # at PROBE_MAX_S by the other streams' reports. It failed if the padding (or
 # the other streams) lost PROBE_LOSS_MARGIN more than before it, or if a
 # round trip grew by PROBE_RTT_RISE_S (a queue filling up).
 PROBE_TICK_S = 0.02
+# Media sent above the probe's rate (a key frame) holds its padding back for at most this long.
+PROBE_DEBT_S = 0.2
 PROBE_MIN_S = 0.8
 PROBE_MAX_S = 3.5
 # ... and a receiver whose reports of the other streams (with a round trip)
@@ -276,8 +280,13 @@ class DownlinkController:
             # onset of a drop is measured against the media alone)
             sent_bits += ((c.octets - octets) + d_packets * PACKET_OVERHEAD_BYTES) * 8
             if c.receiver_reports != reports:
-                lost_weighted += c.fraction_lost * max(1, d_packets)
-                reported_packets += max(1, d_packets)
+                # weighed by the packets its interval covers: a paused camera's report
+                # (its last 2 packets, 1 lost in the overflow that paused it) came alone
+                # and read as 50 % loss of the link, which paused the courseware too
+                span = self._report_span(c)
+                weight = max(1, d_packets) if span is None else span
+                lost_weighted += c.fraction_lost * weight
+                reported_packets += weight
                 self._note_delivered(c)
             self._seen[c.id] = (c.packets, c.octets, c.receiver_reports, c.rtx_octets)
             if c.remb_bps is not None:
@@ -301,6 +310,8 @@ class DownlinkController:
         sent_bps = (self._sent_total - bits_then) / max(1e-3, now - then) if now > then else sent_bits / dt
         # A running probe is judged first: its verdict explains the report that came
         # with it (a failed probe ends the clean run that report would climb on).
+        if reported_packets < REPORT_MIN_PACKETS:
+            reported_packets = 0  # too few packets to read a loss from
         probe_judged = self._probe is not None and self._probe_verdict(
             now, consumers, loss_now=lost_weighted / reported_packets if reported_packets else None)
         if self.estimator.floor_bps is None:
@@ -405,20 +416,27 @@ class DownlinkController:
         if not paused:
             self.estimator.on_probe_result(now, target_bps, False)
             return
-        pad_bps = target_bps - sent_bps
         rtts = [c.last_rtt[1] for c in consumers if c.last_rtt is not None and now - c.last_rtt[0] <= 10.0]
         self._probe = _Probe(
-            consumer=paused[0], target_bps=target_bps, pad_bps=max(pad_bps, 0.0), started=now,
+            consumer=paused[0], target_bps=target_bps, started=now,
             loss_before=self.estimator.state().get("loss") or 0.0,
             rtt_before=min(rtts) if rtts else None, rtx_reports=paused[0].rtx_reports,
-            rtx_unreported=paused[0].rtx_unreported,
+            rtx_unreported=paused[0].rtx_unreported, media_bytes=self._media_wire_bytes(),
         )
-        logger.info("- probe to %d kbps: %d kbps of padding", target_bps // 1000, max(pad_bps, 0) // 1000)
-        if pad_bps <= 0:
-            self._finish_probe(now, True, "already sent")
-            return
+        logger.info("- probe to %d kbps (sent %d kbps)", target_bps // 1000, sent_bps // 1000)
         self._probe.last_pad = now
         self._probe.timer = asyncio.get_running_loop().call_later(PROBE_TICK_S, self._pad)
+
+    def _media_wire_bytes(self) -> int:
+        """What the consumers have put on the wire so far (what waits in the
+        pacer left out), headers included: bytes."""
+        total = 0
+        for c in self._consumers:
+            if not c.closed:
+                total += c.octets + c.rtx_octets + c.packets * PACKET_OVERHEAD_BYTES
+        if self.pacer is not None:
+            total -= self.pacer.video_bytes + self.pacer.dropped_bytes + self.pacer.discarded_bytes
+        return total
 
     def _pad(self) -> None:
         probe = self._probe
@@ -433,9 +451,19 @@ class DownlinkController:
             if probe.consumer.closed:
                 self._finish_probe(now, False, "consumer closed")
                 return
-            owed = probe.pad_bps * (now - probe.last_pad) / 8 + probe.debt
+            # padding tops what the media sends now up to the target: the last
+            # second's average, taken at the start, held a camera that had just
+            # paused (a probe "to 352 kbps" sent 228 and carried)
+            media = self._media_wire_bytes()
+            owed = probe.target_bps * (now - probe.last_pad) / 8 - max(0, media - probe.media_bytes) + probe.debt
+            owed = max(owed, -probe.target_bps * PROBE_DEBT_S / 8)
+            probe.media_bytes = media
             probe.last_pad = now
-            probe.debt = owed - probe.consumer.send_padding(int(owed)) if owed >= 300 else owed
+            if owed >= 300:
+                sent = probe.consumer.send_padding(int(owed))
+                probe.padding_bytes += sent
+                owed -= sent
+            probe.debt = owed
         except Exception:
             logger.exception("x probe failed")
             self._probe = None
@@ -491,7 +519,9 @@ class DownlinkController:
         if probe.timer is not None:
             probe.timer.cancel()
         self.estimator.on_probe_result(now, probe.target_bps, carried)
-        logger.info("- probe to %d kbps %s (%s)", probe.target_bps // 1000, "carried" if carried else "failed", why)
+        logger.info("- probe to %d kbps %s (%s; %d kbps of padding)", probe.target_bps // 1000,
+                    "carried" if carried else "failed", why,
+                    probe.padding_bytes * 8 / max(now - probe.started, 1e-3) // 1000)
         self.probes = [*self.probes[-4:], {"target_bps": int(probe.target_bps), "carried": carried, "why": why,
                                            "seconds": round(now - probe.started, 2)}]
         self._allocated_at = -1e9  # decide again: the estimate may have changed
@@ -526,6 +556,15 @@ class DownlinkController:
         if newest[0] - self._queue_since < QUEUE_PERSIST_S:
             return None
         return newest[1] - base
+
+    def _report_span(self, c: "Consumer") -> Optional[int]:
+        """How many packets the consumer's newest receiver report covers (its
+        highest sequence number since the one before), if known."""
+        report, previous = c.last_report, self._reports.get(c.id)
+        if report is None or previous is None or report[0] <= previous[0]:
+            return None
+        span = report[1] - previous[1]
+        return span if 0 <= span < 1 << 15 else None
 
     def _note_delivered(self, c: "Consumer") -> None:
         """What reached the subscriber of ``c`` between its last two receiver
@@ -778,12 +817,13 @@ def _send_quietly(send: Any, data: bytes) -> None:
 class _Probe:
     consumer: "Consumer"
     target_bps: float
-    pad_bps: float
     started: float
     loss_before: float
     rtt_before: Optional[float]
     rtx_reports: int
     rtx_unreported: bool = False
+    media_bytes: int = 0  # what the media had put on the wire at the last padding tick
+    padding_bytes: int = 0
     last_pad: float = 0.0
     debt: float = 0.0
     timer: Optional[asyncio.TimerHandle] = None

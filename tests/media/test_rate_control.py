@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import pytest
 
-from media.adapt import NackMeter
+from media.adapt import LinkEstimator, NackMeter
 from media.bandwidth import QUEUE_PERSIST_S, RESUME_HEADROOM, DownlinkController, Pacer
 
 
@@ -166,3 +166,29 @@ def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cu
     controller._nack_now(10.85)
     assert controller.estimator.estimate(10.85) == pytest.approx(first * 0.5, rel=0.01)
     assert controller.estimator.cut_at == 10.85
+
+
+def test_a_report_covering_two_packets_reads_no_loss_of_the_link() -> None:
+    """A paused camera's receiver report, alone in its RTCP packet, covers its last 2
+    packets, 1 of them lost: that is not 50 % loss of the link. The audio's report
+    of 50 packets with 1 lost is the link's."""
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0)
+    controller.estimator = LinkEstimator(0.0, initial_bps=300_000)
+
+    def report(c: _Consumer, at: float, highest: int, lost: int, fraction: float) -> None:
+        c.receiver_reports += 1
+        c.fraction_lost = fraction
+        c.last_report = (at, highest, lost)
+        controller.tick(at)
+
+    report(camera, 1.0, 1000, 10, 0.0)
+    report(audio, 1.0, 500, 5, 0.0)
+    report(camera, 2.0, 1002, 11, 0.5)
+    assert controller.estimator.estimate(2.0) == 300_000
+    assert controller.estimator.state()["loss"] is None  # nothing read from it
+    report(audio, 2.1, 550, 6, 0.02)
+    assert controller.estimator.state()["loss"] == 0.02
+    report(camera, 3.0, 1042, 31, 0.5)  # 40 packets, 20 lost: that one counts
+    assert controller.estimator.state()["loss"] == 0.5
