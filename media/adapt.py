@@ -651,18 +651,6 @@ class LinkEstimator:
                 # overload: it may halve the estimate again, not more (and a
                 # fresh one may still, if the queue's delay was read short)
                 target = max(target, self._est * REPEAT_CUT_FLOOR)
-        elif cut > LOSS_SEVERE and self._delivered is not None and not fast and self._cut_loss < 1.0:
-            # Within the hold, not worse: the report may describe the overload the
-            # cut answered, but what got through then is what the link carries. A
-            # cut from a low first reading (0.64 from NACKs at a drop from 1.7 Mbps
-            # to 300 kbps: 625 kbps) left above it is capped there (with
-            # DELIVERED_SLACK): the allocation then sent less than the link takes,
-            # nothing corrected the estimate, and the next slide's key frame, paced
-            # at it, overflowed the link 8 s later. (Not after a failed probe or a
-            # used climb: what got through then left the padding or the layer out.)
-            capped = max(self._delivered * DELIVERED_SLACK, self._est * REPEAT_CUT_FLOOR)
-            if capped < self._est:
-                target = capped
         if failed is not None:
             back, used = self._withdraw(failed, sent, loss)
             # A used probe caused the loss: back to where it started, even if what

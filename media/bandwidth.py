@@ -848,8 +848,12 @@ def _demand(consumer: "Consumer") -> Demand:
             # what it takes between slides. Its 10 s average swings with when the
             # slides changed and with the key frames a lossy link asks for (measured:
             # 52-196 kbps for a deck that averages 60), and pausing it on such a swing
-            # (or the camera beside it) is what a weak link can least afford.
-            needs.append(keyframe + producer.floor_bitrate_bps)
+            # (or the camera beside it) is what a weak link can least afford. The
+            # largest of its last few key frames: the newest alone (24-37 KB) moved
+            # the need by 20 kbps with each slide, and a camera that fitted beside one
+            # slide and not the next was paused and resumed 6 times in 6 s.
+            largest = int(producer.largest_keyframe_bytes * 8 / KEYFRAME_DELIVERY_S)
+            needs.append(largest + producer.floor_bitrate_bps)
             continue
         needs.append(max(average, keyframe) or nominal)  # not measured yet: nominal
     # a lower layer never needs more than a higher one (a measurement can say so briefly)

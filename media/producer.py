@@ -42,6 +42,9 @@ AVERAGE_WINDOWS = 10
 # Bytes a packet takes on the wire besides its payload: RTP header with
 # extensions (~20), SRTP tag (10), UDP + IPv4 (28). What a rate cap counts.
 PACKET_OVERHEAD_BYTES = 60
+# How many key frames before the newest ``largest_keyframe_bytes`` looks back
+# at (a slide deck's key frame per slide: 24-37 KB for one deck).
+KEYFRAME_SIZES_KEPT = 4
 
 
 class PublisherClock:
@@ -108,6 +111,7 @@ class Producer:
         self.floor_bitrate_bps = 0  # the least of those windows (a slide deck between slides)
         # the latest key frame's size on the wire (payload + overhead per packet), bytes
         self.keyframe_bytes = 0
+        self._keyframe_sizes: deque[int] = deque(maxlen=KEYFRAME_SIZES_KEPT)  # the key frames before it
         self._keyframe_ts: Optional[int] = None
         self.keyframes = 0
         self.keyframe_requests = 0
@@ -154,6 +158,12 @@ class Producer:
         self.keyframe_requests += 1
         logger.debug("> PLI producer=%s ssrc=%d", self.id, self.media_ssrc)
         asyncio.ensure_future(hooks.send_pli(self._receiver, self.media_ssrc))
+
+    @property
+    def largest_keyframe_bytes(self) -> int:
+        """The largest of the newest key frame and the KEYFRAME_SIZES_KEPT before
+        it (bytes on the wire)."""
+        return max(self.keyframe_bytes, max(self._keyframe_sizes, default=0))
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -258,9 +268,14 @@ class Producer:
             return
         keyframe = self._is_keyframe is not None and self._is_keyframe(payload)
         if keyframe:
-            self.keyframes += 1
-            self._keyframe_ts = packet.timestamp
-            self.keyframe_bytes = len(payload) + PACKET_OVERHEAD_BYTES
+            if packet.timestamp != self._keyframe_ts:
+                self.keyframes += 1
+                if self.keyframe_bytes:
+                    self._keyframe_sizes.append(self.keyframe_bytes)
+                self._keyframe_ts = packet.timestamp
+                self.keyframe_bytes = len(payload) + PACKET_OVERHEAD_BYTES
+            else:
+                self.keyframe_bytes += len(payload) + PACKET_OVERHEAD_BYTES
         elif packet.timestamp == self._keyframe_ts:
             self.keyframe_bytes += len(payload) + PACKET_OVERHEAD_BYTES
         abs_time = abs_send_time_now(now)

@@ -1110,23 +1110,3 @@ def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None
     severe.on_report(1.0, 0.6, 200_000)
     assert severe.estimate(1.0) < 211_000
 
-
-def test_within_the_hold_heavy_loss_caps_the_estimate_at_what_got_through() -> None:
-    # a drop from 1.7 Mbps read low from NACKs (0.64: 625 kbps); the next report, within
-    # the hold and no worse, says 300 kbps got through: capped at 1.25 x that
-    est = LinkEstimator(0.0, initial_bps=5_000_000)
-    est.on_fast_loss(1.0, 0.64, 1_736_000)
-    assert est.estimate(1.0) == pytest.approx(625_000, rel=0.01)
-    est.on_report(2.0, 0.6, 700_000, delivered_bps=285_000)
-    assert est.estimate(2.0) == pytest.approx(356_250, rel=0.01)
-    assert est.cut_at == 1.0  # not a new cut: the hold runs on
-    est.on_report(2.5, 0.5, 400_000, delivered_bps=100_000)
-    assert est.estimate(2.5) == pytest.approx(356_250 * REPEAT_CUT_FLOOR, rel=0.01)  # at most halved
-
-
-def test_within_the_hold_of_a_failed_probe_what_got_through_caps_nothing() -> None:
-    # the padding overflowed the queue: the media's own delivered rate leaves it out
-    est = LinkEstimator(0.0, initial_bps=300_000)
-    est.on_probe_result(1.0, 400_000, carried=False)
-    est.on_report(1.5, 0.6, 300_000, delivered_bps=60_000)
-    assert est.estimate(1.5) == 300_000

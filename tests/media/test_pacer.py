@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Optional
 
 import pytest
 
@@ -112,10 +113,12 @@ async def test_retransmissions_go_ahead_of_the_waiting_video_within_the_rate() -
 
 
 class _Layer:
-    def __init__(self, average: int, current: int, keyframe_bytes: int, floor: int = 0) -> None:
+    def __init__(self, average: int, current: int, keyframe_bytes: int, floor: int = 0,
+                 largest_keyframe_bytes: Optional[int] = None) -> None:
         self.average_bitrate_bps = average
         self.bitrate_bps = current
         self.keyframe_bytes = keyframe_bytes
+        self.largest_keyframe_bytes = keyframe_bytes if largest_keyframe_bytes is None else largest_keyframe_bytes
         self.floor_bitrate_bps = floor
 
 
@@ -158,3 +161,11 @@ def test_the_courseware_needs_a_key_frame_per_5_s_on_top_of_its_rate_between_sli
     demand = _demand(_Consumer({0: layer}, source="courseware"))  # type: ignore[arg-type]
     assert demand.layer_bps == (need,)
     assert _demand(_Consumer({0: layer}, source="camera")).layer_bps == (max(average, keyframe_bytes * 8 // 5),)  # type: ignore[arg-type]
+
+
+def test_the_courseware_needs_its_largest_recent_key_frame_not_just_the_newest() -> None:
+    # the newest slide is small (24 KB), one before it was 37 KB: the need stays where
+    # the larger one put it, so the camera beside it is not paused and resumed per slide
+    layer = _Layer(52_000, 52_000, 24_000, 12_000, largest_keyframe_bytes=37_000)
+    assert _demand(_Consumer({0: layer}, source="courseware")).layer_bps == (71_200,)  # type: ignore[arg-type]
+    assert _demand(_Consumer({0: layer}, source="camera")).layer_bps == (52_000,)  # type: ignore[arg-type]
