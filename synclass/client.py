@@ -53,11 +53,30 @@ class ReceivedTrack:
         return str(self.info.get("source", ""))
 
 
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def without_remb(sdp: str) -> str:
+    """``sdp`` without its ``goog-remb`` feedback and abs-send-time extension
+    lines: an offer answered from it negotiates no REMB (aiortc's receivers
+    estimate, and send REMB, whenever packets carry abs-send-time)."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(line for line in lines if not (
+        (line.startswith("a=rtcp-fb:") and line.endswith(" goog-remb"))
+        or (line.startswith("a=extmap:") and line.endswith(" " + ABS_SEND_TIME_URI))))
+
+
 class LessonClient:
     def __init__(
-        self, base_url: str, token: str, name: str | None = None, decode: bool = True, frame_log: bool = False
+        self, base_url: str, token: str, name: str | None = None, decode: bool = True, frame_log: bool = False,
+        remb: bool = True,
     ) -> None:
+        """``remb`` False: the receive side negotiates no REMB (goog-remb) and the
+        server adapts by loss alone. aiortc's receive-side estimate reads event
+        loop stalls as queueing: clients sharing one process on a loaded machine
+        (the demo) sent REMBs of ~150 kbps on loopback and had their video paused."""
         self.base_url = base_url.rstrip("/")
+        self.remb = remb
         self.token = token
         self.name = name
         self.decode = decode
@@ -249,7 +268,8 @@ class LessonClient:
                 if info.get("mid") is not None:
                     self._consumers_by_mid[str(info["mid"])] = info
             pc = self.pc_receive
-            await pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
+            sdp = message["sdp"] if self.remb else without_remb(message["sdp"])
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             await self.send("answer", sdp=pc.localDescription.sdp)
 

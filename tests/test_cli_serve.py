@@ -80,7 +80,8 @@ def test_demo_check_passes_with_one_classroom(tmp_path: Path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
     assert summary["server_decoders_created"] == 0 and summary["server_encoders_created"] == 0
-    assert summary["results"][0]["sizes"] == ["640x480", "1280x720"]  # camera and courseware
+    assert summary["teacher_camera_layers"] == [0, 1, 2]  # the camera as three layers of one source
+    assert summary["results"][0]["sizes"] == ["640x480", "1280x720"]  # camera (top layer) and courseware
     assert summary["results"][0]["frames_seen_by_teacher"] > 0  # the classroom publishes back
     assert (tmp_path / "synclass.db").exists()  # --data-dir is where the demo server keeps its data
 

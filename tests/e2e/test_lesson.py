@@ -109,3 +109,36 @@ async def test_malformed_sdp_gets_a_clear_error_and_the_lesson_carries_on(lesson
     assert (await rogue.request("ping"))["type"] == "pong"
     await asyncio.sleep(2)
     assert frames(watcher, "video") - before >= 30
+
+
+async def test_a_classroom_that_negotiates_no_remb_sends_none_and_still_decodes(lesson: Lesson) -> None:
+    """synclass's Python classroom with remb=False (the demo's): its answer has no
+    goog-remb and no abs-send-time, so aiortc estimates nothing and sends no REMB;
+    the server adapts its link by loss alone. One with REMB beside it sends some."""
+    teacher = await start_teacher(lesson)
+    plain = await join_classroom(lesson, "classroom1")
+    quiet = lesson.client("classroom2")
+    quiet.remb = False
+    await quiet.connect()
+    await quiet.join()
+    assert await wait_until(lambda: frames(plain, "video") >= 30 and frames(quiet, "video") >= 30, 20)
+    assert quiet.pc_receive is not None
+    answer = quiet.pc_receive.localDescription.sdp
+    assert "goog-remb" not in answer and "abs-send-time" not in answer
+    assert "abs-send-time" in plain.pc_receive.localDescription.sdp  # type: ignore[union-attr]
+    session_id = teacher.session["id"]  # type: ignore[index]
+
+    async def video_remb() -> dict[str, object]:
+        data = await lesson.api.call("GET", f"/api/sessions/{session_id}/links")
+        return {link["participant"]["id"]: next(c["remb_bps"] for c in link["consumers"] if c["kind"] == "video")
+                for link in data["links"] if link["consumers"]}
+
+    plain_id, quiet_id = plain.welcome["participant_id"], quiet.welcome["participant_id"]
+    deadline = time.monotonic() + 10
+    rembs = await video_remb()
+    while rembs.get(plain_id) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        rembs = await video_remb()
+    assert rembs[plain_id] is not None and rembs[plain_id] > 0  # type: ignore[operator]
+    assert rembs[quiet_id] is None
+    assert frames(quiet, "video") >= 30 and quiet.tracks("video")[0].sizes == {(WIDTH, HEIGHT)}
