@@ -137,7 +137,7 @@ async function getMedia() {
 }
 
 // The camera's layers (docs/protocol.md item 5): full resolution ~1.5 Mbps,
-// half ~500 kbps, quarter ~150 kbps — only those at least 160x90 at the
+// half ~500 kbps, quarter ~100 kbps — only those at least 160x90 at the
 // resolution the camera really delivers (a small camera sends fewer).
 // Each layer keeps its resolution when the uplink is short (fewer frames
 // instead): the layers are the resolution steps, and the server picks the

@@ -63,7 +63,7 @@ NACK_FRESH_MARGIN_S = 0.1
 NACK_FRESH_MIN_S = 0.2
 NACK_FRESH_RTT_S = 0.3
 # What a layer needs before its producer has been measured (bps), by layer index.
-NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 150_000)
+NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 100_000)
 NOMINAL_AUDIO_BPS = 40_000
 # Padding probes (see media.adapt.PROBE_STEP): padding goes out every
 # PROBE_TICK_S, topping what the media puts on the wire up to the probe's rate; the probe is judged by the second report of the RTX stream

@@ -1,7 +1,7 @@
 """``synclass bench link``: a lesson where one classroom sits behind a weak link.
 
 A real server process, a synthetic teacher publishing her camera as three
-layers (1280x720 ~1.5 Mbps, 640x360 ~500 kbps, 320x180 ~150 kbps, pre-encoded
+layers (1280x720 ~1.5 Mbps, 640x360 ~500 kbps, 320x180 ~100 kbps, pre-encoded
 VP8 with a keyframe every second, 15 fps) and a tone, and two classrooms that
 decode what they receive, each in its own process: one behind an emulated
 link (``synclass.netem``: a network namespace, a kernel ``tbf`` rate cap and a
@@ -53,7 +53,7 @@ from aiortc import MediaStreamTrack
 
 from media.rtp import vp8_frame_info
 
-LAYERS = ((1280, 720, 1_500_000), (640, 360, 500_000), (320, 180, 150_000))
+LAYERS = ((1280, 720, 1_500_000), (640, 360, 500_000), (320, 180, 100_000))
 FPS = 15
 AUDIO_FRAMES_PER_S = 50  # 20 ms Opus frames
 VOICE_BPS = 32_000  # what a browser sends for a voice

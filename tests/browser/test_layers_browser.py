@@ -141,7 +141,7 @@ def test_the_teacher_camera_goes_out_as_three_layers_and_a_paused_video_is_annou
         encodings = teacher.evaluate("""() => window.synclass.client._pubTransceivers.get('camera').map(
             (e) => { const p = e.transceiver.sender.getParameters().encodings[0];
                      return [e.layer, p.scaleResolutionDownBy || 1, p.maxBitrate]; })""")
-        assert encodings == [[0, 1, 1_500_000], [1, 2, 500_000], [2, 4, 150_000]]
+        assert encodings == [[0, 1, 1_500_000], [1, 2, 500_000], [2, 4, 100_000]]
 
         # the server has three camera producers of the teacher, all fed, the larger layer the richer
         # (ordered in two samples in a row: the uplink estimate climbs from 300 kbps, so give it seconds)
