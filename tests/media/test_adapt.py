@@ -28,6 +28,7 @@ from media.adapt import (
     CLIMB_WAIT_MAX_S,
     CLIMB_WAIT_S,
     DELIVERED_SLACK,
+    GROWTH_HEADROOM,
     HOLD_CLIMB_AFTER_CUT_S,
     NACK_SPAN_MAX,
     REMB_OVERUSE_BETA,
@@ -123,6 +124,8 @@ def simulate(
     switch_at: dict[str, tuple[float, Optional[int]]] = {}
 
     def control(t: float) -> None:
+        if probing:  # as media.bandwidth.DownlinkController does
+            estimator.floor_bps = sum(d.layer_bps[-1] for d in demands)
         budget = estimator.estimate(t)
         allowed = allocate(budget, demands)
         assert all(allowed[d.key] == 0 for d in demands if d.kind == "audio"), "audio must always flow"
@@ -1110,3 +1113,38 @@ def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None
     severe.on_report(1.0, 0.6, 200_000)
     assert severe.estimate(1.0) < 211_000
 
+
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_after_the_hold_a_cut_comes_down_to_what_was_sent_since(fast: bool) -> None:
+    # a drop read low (NACKs 0.74 of 1.67 Mbps: 434 kbps; a straddling report 0.74 of
+    # 1.67 Mbps, 1.25 x 434 x ...): what was sent since (camera on its lowest layer,
+    # courseware, audio) stayed at ~230 kbps without loss: after the hold the estimate
+    # is 1.2 x that, not the unmeasured rest
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.floor_bps = 180_000
+    if fast:
+        est.on_fast_loss(10.0, 0.74, 1_670_000, floor_bps=180_000)
+    else:
+        est.on_report(10.0, 0.74, 1_670_000)
+    cut = est.estimate(10.0)
+    assert cut > 400_000
+    for t in (11.0, 12.0):
+        est.on_report(t, 0.05, 230_000)
+        assert est.estimate(t) == cut  # within the hold
+    est.on_report(13.0, 0.05, 225_000)
+    assert est.estimate(13.0) == pytest.approx(230_000 * GROWTH_HEADROOM, rel=0.01)
+    assert est.state()["reason"] == "cut verified"
+    est.on_report(14.0, 0.05, 100_000)
+    assert est.estimate(14.0) == pytest.approx(230_000 * GROWTH_HEADROOM, rel=0.01)  # once only
+
+
+def test_after_the_hold_a_cut_stays_at_the_floor_margin_at_least() -> None:
+    # the video was paused by the cut (audio alone sent since): no lower than the floor's margin
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.floor_bps = 200_000
+    est.on_fast_loss(10.0, 0.8, 1_500_000)  # 300 kbps
+    for t in (11.0, 12.0, 13.0):
+        est.on_report(t, 0.05, 45_000)
+    assert est.estimate(13.0) == pytest.approx(210_000, rel=0.01)
