@@ -64,6 +64,13 @@ LOSS_HIGH = 0.10
 # audio) at a true 5 % random loss reads over 10 % one report in ten, and
 # has read 27 %.
 LOSS_SEVERE = 0.40
+# ... but the loss of what was sent after a cut, within its hold (see
+# LinkEstimator.on_fast_loss ``fresh``), acts from this: the cut did not go far
+# enough (a drop first cut to 683 kbps left the 300 kbps link losing 35-50 %
+# of a camera layer that does not fit, read over 0.4 only 2.2 s later), and 5 %
+# of random loss reads over 25 % in a few dozen packets about once in a
+# thousand.
+LOSS_FRESH = 0.25
 
 # Galène's increase factor per report below LOSS_LOW (its decrease factor is
 # (1 - loss/2), applied in LinkEstimator.on_report).
@@ -126,6 +133,9 @@ QUEUE_CUT = 0.85
 QUEUE_CUT_LOSS = 0.30
 # Only while what is sent comes near the estimate (or video waits in the pacer).
 QUEUE_SENT_SHARE = 0.7
+
+# After a cut, what is sent is read from reports this long after it.
+VERIFY_SENT_AFTER_S = 1.0
 
 # -- climbing (probing upward) -------------------------------------------------
 # A climb multiplies the estimate (or the sent rate, if higher) by this. From
@@ -464,7 +474,10 @@ class LinkEstimator:
             self._sent_hist.popleft()
         sent_ref = max(s for _, s in self._sent_hist)
         if self._unverified_at is not None and now - self._unverified_at >= CUT_HOLD_S - _EPS:
-            self._verify_cut(now, sent_ref)
+            # what was sent since the cut: reports from a second after it (the
+            # caller's sent rate is over the last second, see media.bandwidth)
+            since = [s for t, s in self._sent_hist if t >= self._unverified_at + VERIFY_SENT_AFTER_S - _EPS]
+            self._verify_cut(now, max(since, default=sent))
 
         if now - max(self._congested_at, self._created) >= BACKOFF_RESET_S - _EPS:
             self._wait = CLIMB_WAIT_S
@@ -501,6 +514,7 @@ class LinkEstimator:
         self._need = None if bps is None else float(bps)
 
     fast_loss_threshold = LOSS_SEVERE
+    fresh_loss_threshold = LOSS_FRESH
 
     @property
     def cut_at(self) -> float:
@@ -535,7 +549,8 @@ class LinkEstimator:
         trips known do not hold the new queue yet, and NACKs of the rate
         before the cut read as fresh cut 679 kbps to 91."""
         loss = min(max(float(loss), 0.0), 1.0)
-        if loss <= LOSS_SEVERE or sent_bps <= 0 or (now - self._cut_at < CUT_HOLD_S - _EPS and not fresh):
+        if loss <= (LOSS_FRESH if fresh else LOSS_SEVERE) or sent_bps <= 0 or (
+                now - self._cut_at < CUT_HOLD_S - _EPS and not fresh):
             return
         self._clean_since = None
         self._sent_hist.clear()

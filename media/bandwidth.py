@@ -220,7 +220,7 @@ class DownlinkController:
                 # counts: NACKs a round trip (queue included) and a margin later
                 window = min(NACK_WINDOW_S, since_cut - self._round_trip(now) - NACK_FRESH_MARGIN_S)
                 loss = self.nack_loss_fraction(now, window) if window >= NACK_FRESH_MIN_S else None
-                if loss is not None and loss > self.estimator.fast_loss_threshold:
+                if loss is not None and loss > self.estimator.fresh_loss_threshold:
                     self.tick(now, fast_loss=loss, fresh=True)
             elif loss is not None and loss > self.estimator.fast_loss_threshold:
                 self.tick(now, fast_loss=loss)

@@ -943,7 +943,7 @@ def test_a_first_fast_cut_stops_at_the_lowest_layers(loss: float, floor: Optiona
     [
         (0.42, 210_000),  # 122 kbps of 210 got through: within 60 % of the floor, stop there again
         (0.65, 105_000),  # 73 kbps: a pause (no lower than half the estimate within the hold)
-        (0.3, 210_000),  # not over 40 %: nothing
+        (0.2, 210_000),  # not over 25 %: nothing
     ],
 )
 def test_a_fresh_fast_cut_within_the_hold_pauses_only_far_below_the_floor(loss: float, expected: int) -> None:
@@ -1130,6 +1130,7 @@ def test_after_the_hold_a_cut_comes_down_to_what_was_sent_since(fast: bool) -> N
         est.on_report(10.0, 0.74, 1_670_000)
     cut = est.estimate(10.0)
     assert cut > 400_000
+    est.on_report(10.5, 0.05, 900_000)  # its second still held the rate before the cut
     for t in (11.0, 12.0):
         est.on_report(t, 0.05, 230_000)
         assert est.estimate(t) == cut  # within the hold
@@ -1148,3 +1149,16 @@ def test_after_the_hold_a_cut_stays_at_the_floor_margin_at_least() -> None:
     for t in (11.0, 12.0, 13.0):
         est.on_report(t, 0.05, 45_000)
     assert est.estimate(13.0) == pytest.approx(210_000, rel=0.01)
+
+
+@pytest.mark.parametrize(("loss", "expected"), [(0.35, 443_950), (0.22, 683_000)])
+def test_a_fresh_loss_over_25_percent_cuts(loss: float, expected: int) -> None:
+    # a drop cut to 683 kbps; the layer it allowed loses 35 % of what it sends: not
+    # random loss, the cut was short (a first cut needs 40 %, the reports two of 10 %)
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.6, 1_707_500)
+    assert est.estimate(1.0) == 683_000
+    est.on_fast_loss(1.7, loss, 683_000, fresh=True)
+    assert est.estimate(1.7) == pytest.approx(expected, abs=1)
+    est.on_fast_loss(3.0, 0.35, 683_000)  # not fresh: within the hold, nothing
+    assert est.estimate(3.0) == pytest.approx(expected, abs=1)
