@@ -993,6 +993,18 @@ def test_a_queue_while_sending_near_the_estimate_cuts_to_85_percent_of_sent() ->
     assert est.estimate(12.5) < int(320_000 * QUEUE_CUT)
 
 
+def test_a_queue_cut_from_above_the_floor_stops_there_once_per_10_s() -> None:
+    # 276 kbps on a 300 kbps link, the floor (audio, deck, camera's lowest layer) 227:
+    # a queue under a slide's key frame cuts to 0.85 x 246 = 209, under the floor
+    est = _settled(276_000)
+    est.floor_bps = 227_000
+    est.on_queue_delay(10.0, 0.2, 246_000)
+    assert est.estimate(10.0) == pytest.approx(227_000 * 1.05, abs=1)
+    # the queue is still there after the hold: the link's, it goes through
+    est.on_queue_delay(10.0 + CUT_HOLD_S, 0.2, 230_000)
+    assert est.estimate(14.0) == int(230_000 * QUEUE_CUT)
+
+
 @pytest.mark.parametrize(
     ("queue_s", "sent_bps", "backlogged"),
     [
