@@ -590,7 +590,7 @@ def play(sel: LayerSelector, steps: list[tuple[float, Optional[int]]]) -> list[O
 
 
 def test_up_one_layer_after_2_s_of_higher_then_the_hold_starts_again() -> None:
-    sel = LayerSelector(0.0, 3, start_layer=2)
+    sel = LayerSelector(0.0, 3, up_hold_s=2.0, start_layer=2)
     times = [round(0.5 * i, 1) for i in range(0, 11)]  # 0 .. 5 s, allocation says 0 all along
     layers = play(sel, [(t, 0) for t in times])
     assert dict(zip(times, layers)) == {
@@ -600,7 +600,7 @@ def test_up_one_layer_after_2_s_of_higher_then_the_hold_starts_again() -> None:
 
 
 def test_up_needs_the_allocation_to_say_higher_without_a_break() -> None:
-    sel = LayerSelector(0.0, 3, start_layer=2)
+    sel = LayerSelector(0.0, 3, up_hold_s=2.0, start_layer=2)
     layers = play(sel, [(0.0, 1), (1.0, 1), (1.5, 2), (2.0, 1), (3.5, 1), (4.0, 1)])
     assert layers == [2, 2, 2, 2, 2, 1]  # the timer restarted at 2.0
 
@@ -622,7 +622,7 @@ def test_down_at_most_once_per_half_second_unless_pausing() -> None:
 
 
 def test_up_comes_at_least_2_s_after_the_last_down_switch_and_resumes_on_the_lowest_layer() -> None:
-    sel = LayerSelector(0.0, 3, start_layer=0)
+    sel = LayerSelector(0.0, 3, up_hold_s=2.0, start_layer=0)
     sel.update(5.0, None)
     layers = play(sel, [(5.5, 0), (6.5, 0), (7.4, 0), (7.5, 0), (9.5, 0), (11.5, 0)])
     assert layers == [None, None, None, 2, 1, 0]
