@@ -572,8 +572,8 @@ class LinkEstimator:
 
     def _verify_cut(self, now: float, sent_ref: float) -> None:
         """The hold after a loss cut is over and no loss cut again since: what
-        was sent since (the largest of SENT_WINDOW_S) has been carried, the rest
-        of the estimate is a guess. Like growth on clean reports, the estimate
+        was sent since (``sent_ref``: the most of the reports from a second after
+        the cut on) has been carried, the rest of the estimate is a guess. Like growth on clean reports, the estimate
         goes no higher than GROWTH_HEADROOM x what was sent (nor below the
         floor's margin). The loss a drop is first read at is low (NACKs: 0.74
         where 0.83 was due; a report straddling it: 0.81 of 1.3 Mbps): a 300

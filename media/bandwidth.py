@@ -66,9 +66,10 @@ NACK_FRESH_RTT_S = 0.3
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 100_000)
 NOMINAL_AUDIO_BPS = 40_000
 # Padding probes (see media.adapt.PROBE_STEP): padding goes out every
-# PROBE_TICK_S, topping what the media puts on the wire up to the probe's rate; the probe is judged by the second report of the RTX stream
-# (where the padding travels) since it started, PROBE_MIN_S after it started, or
-# at PROBE_MAX_S by the other streams' reports. It failed if the padding (or
+# PROBE_TICK_S, topping what the media puts on the wire up to the probe's
+# rate; the probe is judged by the first report of the RTX stream (where the
+# padding travels) that is its own, PROBE_MIN_S after it started, or at
+# PROBE_MAX_S by the other streams' reports. It failed if the padding (or
 # the other streams) lost PROBE_LOSS_MARGIN more than before it, or if a
 # round trip grew by PROBE_RTT_RISE_S (a queue filling up).
 PROBE_TICK_S = 0.02

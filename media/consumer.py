@@ -107,7 +107,6 @@ class Consumer:
         self.octets = 0
         self.retransmissions = 0
         self.rtx_octets = 0  # retransmissions on the wire (RTP header included)
-        self.last_retransmission_at = -1e9
         self.nacks = 0
         self.nack_misses = 0
         self.retransmissions_skipped = 0
@@ -458,7 +457,6 @@ class Consumer:
             return
         self.retransmissions += 1
         self.rtx_octets += len(buf)
-        self.last_retransmission_at = now
 
     # -- hooks (called by aiortc through media.aiortc_hooks) ---------------------
     def on_negotiated(
