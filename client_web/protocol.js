@@ -213,6 +213,19 @@ export function receiverAudioLevel(receiver) {
   return level;
 }
 
+// The audio energy a receiver has played so far (inbound-rtp totalAudioEnergy: the sum
+// of level² x seconds), or null. Unlike a sampled level it misses no short sound.
+export async function receiverAudioEnergy(receiver) {
+  if (!receiver || !receiver.getStats) return null;
+  const report = await receiver.getStats();
+  for (const r of report.values()) {
+    if (r.type === 'inbound-rtp' && (r.kind || r.mediaType) === 'audio' && typeof r.totalAudioEnergy === 'number') {
+      return r.totalAudioEnergy;
+    }
+  }
+  return null;
+}
+
 // Put the preferred codec(s) first; keep the rest (rtx, red, fec, fallbacks) after.
 export function preferCodec(transceiver, kind, mimeType) {
   if (!transceiver.setCodecPreferences) return false;
