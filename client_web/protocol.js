@@ -199,20 +199,6 @@ export async function sampleReceiver(receiver) {
   return out;
 }
 
-// The loudest recent audio level (0..1) a receiver played, or null.
-export function receiverAudioLevel(receiver) {
-  if (!receiver || !receiver.getSynchronizationSources) return null;
-  let level = null;
-  const now = performance.now();
-  for (const s of receiver.getSynchronizationSources()) {
-    if (typeof s.audioLevel !== 'number') continue;
-    // timestamps are on the performance clock; ignore stale sources (> 1 s)
-    if (typeof s.timestamp === 'number' && now - s.timestamp > 1000) continue;
-    level = Math.max(level ?? 0, s.audioLevel);
-  }
-  return level;
-}
-
 // The audio energy a receiver has played so far (inbound-rtp totalAudioEnergy: the sum
 // of level² x seconds), or null. Unlike a sampled level it misses no short sound.
 export async function receiverAudioEnergy(receiver) {

@@ -2,7 +2,7 @@
 // (the camera as up to three layers: full, half and quarter resolution);
 // courseware by screen share; a grid of every classroom (video, sound, link
 // state, speaking), raised hands in order, stage and mute per classroom.
-import { LessonClient, ProtocolError, layersFor, receiverAudioEnergy, receiverAudioLevel, sampleReceiver } from './protocol.js';
+import { LessonClient, ProtocolError, layersFor, receiverAudioEnergy, sampleReceiver } from './protocol.js';
 import { $, STATE_LABELS, el, params, reflectState } from './common.js';
 
 const token = params().get('token');
@@ -17,17 +17,16 @@ let soundBlocked = false;         // autoplay refused sound: the #sound button a
 // Courseware: slides and documents — sharp text over motion.
 // No abs-send-time: see CAMERA_LAYERS in protocol.js (a REMB for one video m-line caps them all).
 const COURSEWARE_OPTIONS = { maxFramerate: 5, maxBitrate: 1_000_000, degradationPreference: 'maintain-resolution', absSendTime: false };
-const SPEAKING_LEVEL = 0.04;      // audioLevel (0..1, linear) above which a classroom is "speaking"
-const SPEAKING_HOLD_MS = 700;
-// getSynchronizationSources() gives the level of the newest packet only (20 ms of sound): a short
-// sound — a word, Chromium's fake microphone's 20 ms beep every 500 ms — is seen only by sampling
-// often. 50 ms: one cheap synchronous call per tile.
-const SPEAKING_POLL_MS = 50;
-// ... and the energy played (which misses nothing, however loaded the page's timers): at least
-// 40 ms of sound at SPEAKING_LEVEL within SPEAKING_ENERGY_MS. A CI run, the machine loaded,
-// saw no speaking in 20 s of beeps by sampling alone.
-const SPEAKING_ENERGY_MS = 250;
+// Speaking: at least 40 ms of sound at SPEAKING_LEVEL (audio level 0..1, linear) within
+// SPEAKING_POLL_MS, from the energy each classroom's audio played (inbound-rtp
+// totalAudioEnergy), held SPEAKING_HOLD_MS. The energy misses no short sound however late the
+// page's timers run; getSynchronizationSources() gives the level of the newest packet only
+// (20 ms), and even sampled every 50 ms it missed 20 s of Chromium's fake microphone's 20 ms
+// beeps in a loaded CI run.
+const SPEAKING_LEVEL = 0.04;
 const SPEAKING_ENERGY = SPEAKING_LEVEL * SPEAKING_LEVEL * 0.040;
+const SPEAKING_POLL_MS = 250;
+const SPEAKING_HOLD_MS = 700;
 const LINK_WEAK_LOSS = 0.05;      // > 5 % packets lost
 const LINK_WEAK_FPS = 8;
 
@@ -499,37 +498,27 @@ async function statsLoop() {
   hook.tiles = Object.fromEntries([...tiles].map(([id, t]) => [id, { link: t.link, speaking: t.node.dataset.speaking === 'true' }]));
 }
 
-// Speaking: the received audio level (RTCRtpReceiver synchronization sources), held briefly.
-function speakingLoop() {
-  const now = performance.now();
-  for (const [id, tile] of tiles) {
-    const audio = client.remoteTracksOf(id).find((e) => e.consumer.kind === 'audio');
-    const p = client.participants.get(id);
-    const level = audio && !(p && p.muted && p.muted.mic) ? receiverAudioLevel(audio.receiver) : null;
-    if (level != null && level > SPEAKING_LEVEL) tile.speakingUntil = now + SPEAKING_HOLD_MS;
-    const speaking = now < tile.speakingUntil;
-    if ((tile.node.dataset.speaking === 'true') !== speaking) tile.node.dataset.speaking = speaking ? 'true' : 'false';
-  }
-}
-
-let energyBusy = false;
-async function speakingEnergyLoop() {
-  if (energyBusy) return;
-  energyBusy = true;
+let speakingBusy = false;
+async function speakingLoop() {
+  if (speakingBusy) return;
+  speakingBusy = true;
   try {
     for (const [id, tile] of tiles) {
       const audio = client.remoteTracksOf(id).find((e) => e.consumer.kind === 'audio');
       const p = client.participants.get(id);
       const energy = audio && !(p && p.muted && p.muted.mic) ? await receiverAudioEnergy(audio.receiver) : null;
+      const now = performance.now();
       if (energy != null && tile.energy != null && energy - tile.energy > SPEAKING_ENERGY) {
-        tile.speakingUntil = performance.now() + SPEAKING_HOLD_MS;
+        tile.speakingUntil = now + SPEAKING_HOLD_MS;
       }
       tile.energy = energy;
+      const speaking = now < tile.speakingUntil;
+      if ((tile.node.dataset.speaking === 'true') !== speaking) tile.node.dataset.speaking = speaking ? 'true' : 'false';
     }
   } catch (err) {
-    console.debug('[synclass] speaking energy:', err);
+    console.debug('[synclass] speaking:', err);
   } finally {
-    energyBusy = false;
+    speakingBusy = false;
   }
 }
 
@@ -573,7 +562,6 @@ for (const source of ['mic', 'camera']) {
 Object.assign(hook, { shareCourseware, stopCourseware: unshareCourseware, enableSound });
 setInterval(() => { statsLoop(); }, 1000);
 setInterval(speakingLoop, SPEAKING_POLL_MS);
-setInterval(speakingEnergyLoop, SPEAKING_ENERGY_MS);
 
 if (!token) {
   say('链接缺少 token (the link has no ?token=)');

@@ -135,7 +135,6 @@ class Consumer:
         self.padding_octets = 0
         self.rtx_reports = 0
         self._rtx_reported: Optional[int] = None  # the highest RTX sequence number the receiver reported
-        self._rtx_first = self._rtx_seq
         self.rtx_fraction_lost = 0.0
         self._lsr = -1
         self._lsr_time = 0.0
@@ -187,10 +186,9 @@ class Consumer:
     def rtx_unreported(self) -> bool:
         """Whether RTX packets went out after the highest one the receiver last
         reported (those it never got count as lost in its next report)."""
-        last_sent = (self._rtx_seq - 1) & 0xFFFF
         if self._rtx_reported is None:
-            return self._rtx_seq != self._rtx_first
-        return last_sent != self._rtx_reported
+            return bool(self.retransmissions or self.padding_packets)
+        return (self._rtx_seq - 1) & 0xFFFF != self._rtx_reported
 
     def on_layer(self, callback: Callable[[Optional[int]], None]) -> None:
         """Call ``callback(layer)`` whenever the forwarded layer changes (None: starved)."""

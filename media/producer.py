@@ -267,15 +267,12 @@ class Producer:
         if not consumers or self._paused:
             return
         keyframe = self._is_keyframe is not None and self._is_keyframe(payload)
-        if keyframe:
-            if packet.timestamp != self._keyframe_ts:
-                self.keyframes += 1
-                if self.keyframe_bytes:
-                    self._keyframe_sizes.append(self.keyframe_bytes)
-                self._keyframe_ts = packet.timestamp
-                self.keyframe_bytes = len(payload) + PACKET_OVERHEAD_BYTES
-            else:
-                self.keyframe_bytes += len(payload) + PACKET_OVERHEAD_BYTES
+        if keyframe and packet.timestamp != self._keyframe_ts:  # a new key frame (counted once)
+            self.keyframes += 1
+            if self.keyframe_bytes:
+                self._keyframe_sizes.append(self.keyframe_bytes)
+            self._keyframe_ts = packet.timestamp
+            self.keyframe_bytes = len(payload) + PACKET_OVERHEAD_BYTES
         elif packet.timestamp == self._keyframe_ts:
             self.keyframe_bytes += len(payload) + PACKET_OVERHEAD_BYTES
         abs_time = abs_send_time_now(now)

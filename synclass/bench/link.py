@@ -89,7 +89,10 @@ async def classroom_main(url: str, token: str, seconds: float, ice_address: str,
 
     check_private_api()
     set_ice_host_addresses([ice_address])
-    client = LessonClient(url, token)
+    # aiortc's receive-side estimator reads a 300 kbps link with 5 % random loss as
+    # ~130 kbps (a browser's does not); without --remb the classroom negotiates no
+    # REMB and the server goes by loss (Galene's way) alone
+    client = LessonClient(url, token, remb=remb)
     logs: dict[int, tuple[str, list[tuple[float, int, int, bool, bytes]]]] = {}
     # consumer id -> source, for the consumer_layer pushes (the offers' ConsumerInfo)
     sources: dict[str, str] = {}
@@ -98,7 +101,7 @@ async def classroom_main(url: str, token: str, seconds: float, ice_address: str,
         await client.join()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            _tap_receivers(client, logs, remb)
+            _tap_receivers(client, logs)
             for info in client._consumers_by_mid.values():  # noqa: SLF001 (our own client)
                 sources[str(info.get("id"))] = str(info.get("source"))
             await asyncio.sleep(0.2)
@@ -125,7 +128,7 @@ async def classroom_main(url: str, token: str, seconds: float, ice_address: str,
         await client.close()
 
 
-def _tap_receivers(client: Any, logs: dict[int, Any], remb: bool) -> None:
+def _tap_receivers(client: Any, logs: dict[int, Any]) -> None:
     pc = client.pc_receive
     if pc is None:
         return
@@ -136,11 +139,6 @@ def _tap_receivers(client: Any, logs: dict[int, Any], remb: bool) -> None:
         info = client._consumers_by_mid.get(transceiver.mid, {})  # noqa: SLF001 (our own client)
         packets: list[tuple[float, int, int, bool, bytes]] = []
         logs[id(receiver)] = (f"{transceiver.kind}:{info.get('source')}", packets)
-        if not remb:
-            # aiortc's receive-side estimator reads a 300 kbps link with 5 % random
-            # loss as ~130 kbps (a browser's does not); without --remb the classroom
-            # sends no REMB and the server goes by loss (Galene's way) alone.
-            receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # noqa: SLF001
         jitter = receiver._RTCRtpReceiver__jitter_buffer  # noqa: SLF001 (bench instrumentation)
         add = jitter.add
         asker = KeyframeAsker(receiver) if transceiver.kind == "video" else None
