@@ -30,9 +30,13 @@ by sending more, and with discrete layers "more" means a whole layer step
 loss is withdrawn and doubles the clean stretch needed before the next one
 (2 s, 4 s, 8 s), so a clean link whose next layer does not fit is probed
 about every 12 s (8 s + the selector's 2 s hold + detection), and a link
-that got better is found within ~8 s. While a video is paused, a climb is a
-padding probe instead (PROBE_STEP): the link is proven in steps before the
-video comes back, so a 64 kbps link never gets a layer it cannot carry. The
+that got better is found within ~8 s. When the subscriber can take padding
+(an RTX stream) and the controller tells the budgets at which the allocation
+gives more video (``set_steps``), a climb is a padding probe instead: to the
+next layer's budget (PROBE_LAYER_RATIO), or, while a video is paused, in
+steps (PROBE_STEP, PROBE_CHAIN_STEP) so a 64 kbps link never gets a layer it
+cannot carry. The estimate rises only once the link carried the probe, and
+the layer then switches at once (LayerSelector ``proven``); otherwise the
 LayerSelector adds hold times so the forwarded layer steps up one layer at a
 time and does not flap.
 
@@ -208,6 +212,21 @@ PROBE_WAIT_MAX_S = 4.0
 # After a probe that carried, the next one (from where it got) comes this soon:
 # probing costs no freeze, and a paused camera should not wait 10 s a step.
 PROBE_CHAIN_S = 1.0
+# ... and goes up to this multiple of what it proved: the link has just shown
+# it is better than it was, and from the audio alone (43 kbps) steps of 2x took
+# five probes, 7 s, to a camera's lowest layer and the courseware (265 kbps).
+PROBE_CHAIN_STEP = 4.0
+# While no video is paused, a climb is a padding probe too when the controller
+# tells the budgets at which the allocation gives more video (``set_steps``):
+# to the highest such step within this multiple of what is sent, proven or
+# estimated (from a 300 kbps link's lowest layer, the next layer's 760 kbps;
+# from there, the top layer's 2 Mbps), and the estimate rises only once the
+# link carried it. A climb by estimate switched the layer first and judged it
+# after: each step up took the up hold (1.5 s), a key frame and the climb's
+# confirmation (2 s), and back at 5 Mbps a 300 kbps link's classroom got its
+# top layer only 8.8-11.6 s later. A failed layer probe costs the link a
+# moment of a full queue, not a key frame lost and a freeze.
+PROBE_LAYER_RATIO = 4.0
 # A probe starts from at least this share of the estimate (an estimate cut by
 # heavy loss keeps DELIVERED_SLACK over what got through).
 PROBE_FROM_ESTIMATE = 0.75
@@ -217,6 +236,9 @@ PROBE_FROM_ESTIMATE = 0.75
 PROBE_FAIL_MEMORY_S = 60.0
 # ... unless a probe carries this share of the rate that failed.
 PROBE_FAIL_FORGET = 0.9
+# ... and once halfway is within 5 % of the base, the probe goes this much over the
+# rate that failed (or the base).
+PROBE_RETRY_ABOVE = 1.1
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -422,6 +444,7 @@ class LinkEstimator:
         self._climbs = 0
         self._failed_climbs = 0
         self._need: Optional[float] = None
+        self._steps: tuple[float, ...] = ()  # budgets at which more video is allocated (set_steps)
         self._delivered: Optional[float] = None
         # padding probes (see PROBE_STEP)
         self.can_probe = False  # set by the controller: a paused video can carry padding now
@@ -429,6 +452,8 @@ class LinkEstimator:
         self.backlogged = False
         self._probe_wanted: Optional[float] = None
         self._probing = False
+        self._probe_layer = False  # the probe asked for is a layer step (not to unpause a video)
+        self._chain = False  # a probe just carried: the next may follow at once (take_probe)
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
         self._failed_probe = (0.0, -math.inf)  # (bps, at) of the last probe it did not
         self._floor_held_at = -math.inf  # the last moderate cut held at the floor
@@ -443,13 +468,20 @@ class LinkEstimator:
         sent_bps: float,
         rtt_s: Optional[float] = None,
         delivered_bps: Optional[float] = None,
+        raw_loss: Optional[float] = None,
     ) -> None:
         """One receiver-report interval: the loss the subscriber saw, and what we sent it meanwhile (bps).
 
         ``delivered_bps``: what reached the subscriber over the reports' own
         intervals (from their sequence numbers and cumulative loss), when known;
         a heavy-loss cut then goes by it instead of sent x (1 - loss), which
-        mixes two intervals right after a rate drop."""
+        mixes two intervals right after a rate drop.
+
+        ``raw_loss``: the video's loss before retransmissions repaired it (its
+        NACKs over what was sent meanwhile), when known. A receiver counts a
+        retransmitted packet as received, so on a link with 5 % random loss the
+        video's reports read ~0 and only the audio's told the loss: a clean run
+        (see CLIMB_LOSS) needs both clean."""
         loss = min(max(float(fraction_lost), 0.0), 1.0)
         sent = max(float(sent_bps), 0.0)
         self._delivered = None if delivered_bps is None else max(float(delivered_bps), 0.0)
@@ -485,7 +517,7 @@ class LinkEstimator:
         if now - max(self._congested_at, self._created) >= BACKOFF_RESET_S - _EPS:
             self._wait = CLIMB_WAIT_S
         self._judge_climb(now, prev_at, sent)
-        if loss < CLIMB_LOSS:
+        if loss < CLIMB_LOSS and (raw_loss is None or raw_loss < CLIMB_LOSS):
             if self._clean_since is None:
                 self._clean_since = max(prev_at, self._congested_at)
         else:
@@ -494,6 +526,15 @@ class LinkEstimator:
             # What is sent is the pacer draining at the estimate: a clean report
             # of it proves nothing yet (its queue on the link shows a report
             # later), and growth would raise the very rate that fills the queue.
+            # A padding probe is judged on its own evidence (the round trip and
+            # the padding's loss), and the video waiting is what it is for: two
+            # key frames waited 4.5 s at 243 kbps on a link back at 5 Mbps, and
+            # the next probe with them.
+            if loss < LOSS_LOW and self.can_probe and self._steps and (
+                    self._unpausing() and self._hold_climb_due(now)
+                    or self._clean_since is not None and now - self._clean_since >= self._wait - _EPS
+                    and now - self._last_climb_at >= CLIMB_STEP_S - _EPS):
+                self._ask_probe(now, sent_ref, hold_band=False)
             return
         if loss >= LOSS_LOW:  # hold band: no growth; a climb only after a long calm
             if self._hold_climb_due(now):
@@ -515,6 +556,13 @@ class LinkEstimator:
         """The budget that would unpause a paused video (what its lowest layer
         needs on top of what is sent), or None when no video is paused."""
         self._need = None if bps is None else float(bps)
+
+    def set_steps(self, budgets: tuple[int, ...] | list[int]) -> None:
+        """The budgets (bps, ascending) at which the allocation gives more
+        video than now, one more layer (or an unpaused track) each, up to every
+        track on its top layer; empty when all is on top. With ``can_probe`` a
+        climb is then a padding probe to one of them (see PROBE_LAYER_RATIO)."""
+        self._steps = tuple(sorted(float(b) for b in budgets))
 
     fast_loss_threshold = LOSS_SEVERE
     fresh_loss_threshold = LOSS_FRESH
@@ -701,8 +749,11 @@ class LinkEstimator:
             if used:
                 self._cut_at, self._cut_loss = now, 1.0  # explains any loss until the switch back lands
         if target is not None and target < self._est:
-            # see _verify_cut (not a withdrawn climb: it goes back to where the link was carried)
-            self._unverified_at = now if failed is None else None
+            # see _verify_cut; a withdrawn climb too: it goes back to where the link was
+            # carried, but the loss that failed it may be the link's drop (a classroom
+            # still climbing at a drop to 300 kbps was left at 537 kbps for 8 s, and the
+            # next slide's key frame, paced at it, paused the camera)
+            self._unverified_at = now
             self._congested_at = now
             if failed is None:
                 # the link just failed to carry more: a hold-band climb now would
@@ -782,8 +833,8 @@ class LinkEstimator:
     def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
         """Raise the estimate by one climb if that goes above ``above`` (and the estimate);
         while a video is paused and padding can be sent, ask for a probe instead."""
-        if self.can_probe and self._unpausing():
-            return self._ask_probe(now, sent_ref)
+        if self.can_probe and (self._unpausing() or self._steps):
+            return self._ask_probe(now, sent_ref, hold_band=hold_band)
         cap = max(sent_ref * PROBE_MAX_RATIO, sent_ref + PROBE_MIN_BPS)
         if hold_band and self._need is not None and self._unpausing():
             cap = min(cap, self._need * UNPAUSE_HEADROOM)
@@ -803,29 +854,77 @@ class LinkEstimator:
 
 
     # -- probes ------------------------------------------------------------------
-    def _ask_probe(self, now: float, sent_ref: float) -> bool:
-        if self._probing or self._probe_wanted is not None or self._need is None:
+    def _ask_probe(self, now: float, sent_ref: float, *, hold_band: bool) -> bool:
+        if self._probing or self._probe_wanted is not None:
             return False
         proven_bps, proven_at = self._proven
+        chained = now - proven_at <= PROBE_KEEP_S + _EPS
         # From what is sent, what was proven, or PROBE_FROM_ESTIMATE of the estimate,
         # whichever is most: a paused camera sends nothing, and 2 x the audio took
         # three probes (~10 s) back to a camera the estimate was 10 % short of.
-        base = max(sent_ref, self._est * PROBE_FROM_ESTIMATE,
-                   proven_bps if now - proven_at <= PROBE_KEEP_S + _EPS else 0.0)
-        target = min(base * PROBE_STEP, self._need * UNPAUSE_HEADROOM, self._max)
+        base = max(sent_ref, self._est * PROBE_FROM_ESTIMATE, proven_bps if chained else 0.0)
+        unpausing = self._unpausing()
+        steps = self._steps or ((self._need,) if self._need is not None else ())
+        if unpausing and hold_band and self._need is not None and (self._loss or 0.0) >= LOSS_LOW:
+            # a link in the hold band climbs only to bring a paused video back
+            steps = tuple(b for b in steps if b <= self._need + _EPS)
+        steps = tuple(b * UNPAUSE_HEADROOM for b in steps if b * UNPAUSE_HEADROOM > base * 1.05)
+        if not steps:
+            return False
+        clean = self._clean_since is not None and now - self._clean_since >= self._wait - _EPS
+        # For PROBE_FAIL_MEMORY_S after a probe failed, an unpausing probe goes at most
+        # halfway to where it failed (see PROBE_FAIL_MEMORY_S), unless the link has
+        # been clean since well after that failure for a whole climb wait: the link
+        # it failed on was lossy, this one is not (from a 64 kbps link back at 5 Mbps
+        # the probes crept up 81, 87 kbps).
         failed_bps, failed_at = self._failed_probe
-        if now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS and failed_bps > base:
-            target = min(target, (base + failed_bps) / 2.0)  # halfway to where the link last failed
+        changed = (self._clean_since is not None and self._clean_since >= failed_at + CUT_HOLD_S - _EPS
+                   and now - self._clean_since >= CLIMB_WAIT_S - _EPS)
+        halfway = (unpausing and not changed and now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS
+                   and failed_bps > base)
+        if not unpausing:
+            reach = base * PROBE_LAYER_RATIO
+        elif clean and (chained or not halfway):
+            # a paused video's link is proven in steps of PROBE_STEP, larger once it
+            # has been clean for a whole climb wait, with no failure to remember or
+            # after a probe that carried: a 64 kbps link with 5 % loss passed a probe
+            # to 86 kbps on its token bucket and queue, and the next one, to 287 at
+            # once, lost 34 % (a lossy link is rarely clean that long)
+            reach = base * PROBE_CHAIN_STEP
+        else:
+            reach = base * PROBE_STEP
+        within = [b for b in steps if b <= reach + _EPS]
+        target = min(within[-1] if within else reach, self._max)
+        if halfway:
+            middle = (base + failed_bps) / 2.0
+            # once the halving has come within a few percent of what is proven, a
+            # little over where it failed (a link that recovers shows no other way
+            # when it was clean all along; a simulated 64 kbps link back at 5 Mbps
+            # waited out the whole memory, 60 s)
+            target = min(target, middle if middle > base * 1.05 else max(failed_bps, base) * PROBE_RETRY_ABOVE)
         if target <= base * 1.05:
             return False
+        self._probe_layer = not unpausing
         self._probe_wanted = target
         self._last_climb_at = now
         self._hold_series_at = now
         self._probes += 1
         return True
 
-    def take_probe(self) -> Optional[float]:
-        """The total rate (bps) a probe should reach, once per probe asked for; None if none."""
+    def take_probe(self, now: Optional[float] = None) -> Optional[float]:
+        """The total rate (bps) a probe should reach, once per probe asked for; None if none.
+
+        ``now`` (the caller has just told the needs and steps of the allocation
+        after a probe that carried): the next probe may follow at once, without
+        waiting for the next receiver report, if the link has been clean for a
+        whole climb wait (each step from a 64 kbps link back at 5 Mbps waited
+        1.3 s for a report of the audio, the only stream flowing)."""
+        chain, self._chain = self._chain, False
+        if (chain and now is not None and self._probe_wanted is None and self._loss is not None
+                and self._loss < LOSS_LOW and self._clean_since is not None
+                and now - self._clean_since >= self._wait - _EPS):
+            sent_ref = max((sent for _, sent in self._sent_hist), default=self._sent or 0.0)
+            self._ask_probe(now, sent_ref, hold_band=False)
         target, self._probe_wanted = self._probe_wanted, None
         if target is not None:
             self._probing = True
@@ -835,6 +934,7 @@ class LinkEstimator:
         """The link carried the probe's rate (or not: a failed climb, with its back-off)."""
         self._probing = False
         if carried:
+            self._chain = True
             self._proven = (float(target_bps), now)
             # proof the link carries more: the clean-run wait a rough stretch doubled
             # (up to 8 s) would hold the climbs back once the link has recovered
@@ -851,7 +951,10 @@ class LinkEstimator:
         # the loss the receiver reports of the next CUT_HOLD_S tell is the probe's
         # padding overflowing the queue, which stopped: no cut for it
         self._cut_at, self._cut_loss = now, 1.0
-        self._wait = min(self._wait * 2.0, max(PROBE_WAIT_MAX_S, CLIMB_WAIT_S))
+        # a layer probe backs off as a failed climb does (a clean link whose next
+        # layer does not fit is tried every 8 s, not every 4)
+        cap = CLIMB_WAIT_MAX_S if self._probe_layer else max(PROBE_WAIT_MAX_S, CLIMB_WAIT_S)
+        self._wait = min(self._wait * 2.0, cap)
         self._hold_wait = min(self._hold_wait * 2.0, HOLD_CLIMB_WAIT_MAX_S)
 
 
@@ -985,9 +1088,13 @@ class LayerSelector:
         """(time, layer) at construction and at each change since."""
         return list(self._history)
 
-    def update(self, now: float, allowed: Optional[int]) -> Optional[int]:
+    def update(self, now: float, allowed: Optional[int], *, proven: bool = False) -> Optional[int]:
         """`allowed` = allocate()'s answer for this consumer (None: pause); returns the layer to forward
-        now (None: paused). Index 0 = top layer; a larger index is a lower layer."""
+        now (None: paused). Index 0 = top layer; a larger index is a lower layer.
+
+        ``proven``: the link was just shown to carry the allocation (a padding
+        probe carried its rate): up to the allowed layer at once, without the
+        up hold, whose only purpose is to let the link be judged first."""
         if allowed is not None:
             if allowed < 0:
                 raise ValueError(f"allowed layer must be >= 0, got {allowed}")
@@ -1004,6 +1111,9 @@ class LayerSelector:
             self._up_since = None
             if allowed is None or now - self._last_change_at >= self._down_hold - _EPS:
                 self._switch(now, allowed, down=True)
+        elif wanted < current and proven:
+            self._switch(now, allowed, down=False)
+            self._up_since = None
         elif wanted < current:  # higher
             if self._up_since is None:
                 self._up_since = now

@@ -298,6 +298,9 @@ class DownTrackHandler(Protocol):
 
     def sender_report(self) -> Optional[tuple[int, int, int, int]]: ...
 
+    def bind_report_now(self, trigger: Callable[[], None]) -> None:
+        """``trigger()`` sends a sender report at once (and restarts the interval)."""
+
     def goodbye(self) -> None: ...
 
 
@@ -339,12 +342,19 @@ def install_sender_hooks(sender: RTCRtpSender, handler: DownTrackHandler) -> Non
             pass
         rtp_exited.set()
 
+    wake = asyncio.Event()
+    handler.bind_report_now(wake.set)
+
     async def run_rtcp() -> None:
         rtcp_started.set()
         try:
             while True:
                 # RFC 3550: randomize the interval over [0.5, 1.5] × 1 s.
-                await asyncio.sleep(0.5 + random.random())
+                try:
+                    await asyncio.wait_for(wake.wait(), 0.5 + random.random())
+                except asyncio.TimeoutError:
+                    pass
+                wake.clear()
                 report = handler.sender_report()
                 if report is not None:
                     await _send_rtcp(sender, _sender_report_bytes(sender, *report))

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from .consumer import Consumer
 
 logger = logging.getLogger("synclass.media.bandwidth")
+# Each subscriber's rate control, a line per receiver report (debug; see the
+# debug_loggers setting): what a link's estimate was made of, after the fact.
+trace = logging.getLogger("synclass.media.trace")
 
 # Decisions follow the subscriber's feedback (a step FEEDBACK_DELAY_S after a
 # receiver report or REMB arrives) and, without feedback, a tick every
@@ -87,6 +90,10 @@ PROBE_RTT_RISE_S = 0.08
 # earlier report's round trip, or a report's loss, says nothing yet). No
 # probe is judged carried without one, until PROBE_MAX_S.
 PROBE_RTT_AFTER_S = 0.8
+# ... and from then on, every consumer of the subscriber sends a sender report
+# this often (instead of every 0.5-1.5 s), so the first receiver report after
+# it answers one: a probe took 1.8-2.4 s to be judged, now ~1.2 s.
+PROBE_SR_EVERY_S = 0.2
 # The media's own loss (NACKs, or a receiver report) PROBE_LOSS_MARGIN above
 # the loss before, once the probe has run this long, stops it at once (a probe
 # overflowing a queue loses 20-60 %).
@@ -146,7 +153,8 @@ DEFAULT_PRIORITY = 3
 
 class DownlinkController:
     def __init__(self, consumers: list["Consumer"], now: Optional[float] = None,
-                 pacer: Optional[Pacer] = None) -> None:
+                 pacer: Optional[Pacer] = None, name: str = "") -> None:
+        self.name = name  # the subscriber's transport, for the log
         self._consumers = consumers  # the transport's live list
         self.pacer = pacer
         self._pacer_dropped = 0
@@ -158,6 +166,7 @@ class DownlinkController:
         self.estimator = LinkEstimator(start, initial_bps=INITIAL_BPS)
         self._selectors: dict[str, tuple[int, LayerSelector]] = {}  # consumer id -> (layers, selector)
         self._seen: dict[str, tuple[int, int, int, int]] = {}  # consumer id -> (packets, octets, reports, rtx octets)
+        self._nacked: dict[str, tuple[int, int]] = {}  # video consumer id -> (NACKed, packets) at the last report
         self._last_tick = start
         self._delivered: dict[str, tuple[float, float]] = {}  # consumer id -> (at, bps) from its RRs
         self._reports: dict[str, tuple[float, int, int]] = {}  # consumer id -> its previous RR
@@ -174,6 +183,8 @@ class DownlinkController:
         self._rtt_seen: dict[str, float] = {}  # consumer id -> arrival of its last sample taken
         self._queue_since: Optional[float] = None
         self.probes: list[dict[str, Any]] = []  # the last few probes and their verdicts (for stats)
+        # a probe just carried: the layers it proved go up without the selectors' hold
+        self._proven_up = False
 
     def start(self) -> None:
         if self._task is None:
@@ -286,6 +297,10 @@ class DownlinkController:
                 # and read as 50 % loss of the link, which paused the courseware too
                 span = self._report_span(c)
                 weight = max(1, d_packets) if span is None else span
+                if c.report_spans_pause:
+                    # the losses at the pause's tail, not of now: a deck resumed on a
+                    # link back at 5 Mbps read 50 % of 12 packets and was paused again
+                    weight = 0
                 lost_weighted += c.fraction_lost * weight
                 reported_packets += weight
                 self._note_delivered(c)
@@ -320,12 +335,20 @@ class DownlinkController:
         if self.pacer is not None:
             rate = self.pacer.rate_bps
             self.estimator.backlogged = bool(rate and self.pacer.video_bytes * 8 > rate * BACKLOG_S)
+        raw_loss = self._raw_loss(consumers, reported=bool(reported_packets))
         if reported_packets:
             fresh = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
             self.estimator.on_report(
-                now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None
+                now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None,
+                raw_loss=raw_loss,
             )
         news = bool(reported_packets)
+        if trace.isEnabledFor(logging.DEBUG):
+            state = self.estimator.state()
+            trace.debug("~ %s loss %s raw %s over %d packets, sent %d kbps: estimate %d kbps (%s), climb wait %.0f s",
+                        self.name, None if not reported_packets else round(lost_weighted / reported_packets, 3),
+                        None if raw_loss is None else round(raw_loss, 3), reported_packets, sent_bps // 1000,
+                        state["estimate_bps"] // 1000, state["reason"], state["climb_wait_s"])
         queue_s = self._queue_delay(now, consumers)
         if queue_s is not None:
             self.estimator.on_queue_delay(now, queue_s, sent_bps)
@@ -388,10 +411,9 @@ class DownlinkController:
         # (without it an estimate between the two held a camera paused for 15 s: no
         # probe, since the need was met; no resume, since the headroom was not)
         self.estimator.set_need(None if need is None else int(need * RESUME_HEADROOM))
-        self.estimator.can_probe = self._task is not None and any(
-            c.kind == "video" and allocation.get(c.id) is None and c.can_pad for c in consumers
-        )
-        target = self.estimator.take_probe()
+        self.estimator.set_steps(_steps(demands, self.allocation))
+        self.estimator.can_probe = self._task is not None and any(c.kind == "video" and c.can_pad for c in consumers)
+        target = self.estimator.take_probe(now)
         if target is not None:
             self._start_probe(now, target, sent_bps, consumers)
         for c in consumers:
@@ -406,14 +428,18 @@ class DownlinkController:
                     start = None  # not started yet: begin on the lowest layer and climb
                 entry = self._selectors[c.id] = (len(present), LayerSelector(now, len(present), start_layer=start))
             selector = entry[1]
-            chosen = selector.update(now, self.allocation.get(c.id))
+            chosen = selector.update(now, self.allocation.get(c.id), proven=self._proven_up)
             layer = None if chosen is None else present[chosen]
             if layer != c.target_layer:
                 c.set_layer(layer)
+        self._proven_up = False
 
     # -- probes --------------------------------------------------------------------
     def _start_probe(self, now: float, target_bps: float, sent_bps: float, consumers: list["Consumer"]) -> None:
-        paused = [c for c in consumers if c.kind == "video" and self.allocation.get(c.id) is None and c.can_pad]
+        # the padding goes out on a paused video's RTX stream if there is one (it
+        # carries nothing else), on a flowing one's otherwise
+        paused = sorted((c for c in consumers if c.kind == "video" and c.can_pad),
+                        key=lambda c: self.allocation.get(c.id) is not None)
         if not paused:
             self.estimator.on_probe_result(now, target_bps, False)
             return
@@ -455,6 +481,10 @@ class DownlinkController:
             # padding tops what the media sends now up to the target: the last
             # second's average, taken at the start, held a camera that had just
             # paused (a probe "to 352 kbps" sent 228 and carried)
+            if now - probe.started >= PROBE_RTT_AFTER_S and now - probe.reported_at >= PROBE_SR_EVERY_S:
+                probe.reported_at = now
+                for c in self._consumers:
+                    c.report_now()
             media = self._media_wire_bytes()
             owed = probe.target_bps * (now - probe.last_pad) / 8 - max(0, media - probe.media_bytes) + probe.debt
             owed = max(owed, -probe.target_bps * PROBE_DEBT_S / 8)
@@ -495,7 +525,10 @@ class DownlinkController:
         # arrived (its sequence numbers jump over them when the padding starts;
         # 5 s after a drop that read 66 % and failed a probe the link carried):
         # then the second one is the probe's own.
-        reports = 2 if probe.rtx_unreported else 1
+        # A first report that tells no more loss than the limit, old retransmissions
+        # included, tells the padding's well enough (a probe chained to one that
+        # carried always has padding unreported: it waited a second report, ~1 s).
+        reports = 2 if probe.rtx_unreported and c.rtx_fraction_lost > limit else 1
         if (c.rtx_reports - probe.rtx_reports >= reports and now - probe.started >= PROBE_MIN_S
                 and (rises or probe.rtt_before is None)):
             carried = c.rtx_fraction_lost <= limit
@@ -520,8 +553,9 @@ class DownlinkController:
         if probe.timer is not None:
             probe.timer.cancel()
         self.estimator.on_probe_result(now, probe.target_bps, carried)
-        logger.info("- probe to %d kbps %s (%s; %d kbps of padding)", probe.target_bps // 1000,
-                    "carried" if carried else "failed", why,
+        self._proven_up = carried
+        logger.info("- probe to %d kbps %s in %.1f s (%s; %d kbps of padding)", probe.target_bps // 1000,
+                    "carried" if carried else "failed", now - probe.started, why,
                     probe.padding_bytes * 8 / max(now - probe.started, 1e-3) // 1000)
         self.probes = [*self.probes[-4:], {"target_bps": int(probe.target_bps), "carried": carried, "why": why,
                                            "seconds": round(now - probe.started, 2)}]
@@ -557,6 +591,26 @@ class DownlinkController:
         if newest[0] - self._queue_since < QUEUE_PERSIST_S:
             return None
         return newest[1] - base
+
+    def _raw_loss(self, consumers: list["Consumer"], reported: bool) -> Optional[float]:
+        """At a tick with receiver reports (``reported``): the video's loss before
+        repair since the last such tick, the sequence numbers newly NACKed over the
+        packets sent (None if fewer than REPORT_MIN_PACKETS were sent). At other
+        ticks: None (a new video consumer is counted from now)."""
+        nacked = packets = 0
+        seen: dict[str, tuple[int, int]] = {}
+        for c in consumers:
+            if c.kind != "video":
+                continue
+            now_counts = (c.nack_meter.nacked, c.packets)
+            before = self._nacked.get(c.id, now_counts)
+            nacked += max(0, now_counts[0] - before[0])
+            packets += max(0, now_counts[1] - before[1])
+            seen[c.id] = now_counts if reported else before
+        self._nacked = seen
+        if not reported:
+            return None
+        return nacked / packets if packets >= REPORT_MIN_PACKETS else None
 
     def _report_span(self, c: "Consumer") -> Optional[int]:
         """How many packets the consumer's newest receiver report covers (its
@@ -828,6 +882,7 @@ class _Probe:
     last_pad: float = 0.0
     debt: float = 0.0
     timer: Optional[asyncio.TimerHandle] = None
+    reported_at: float = -1e9  # when the probe last had sender reports sent
 
 
 def _demand(consumer: "Consumer") -> Demand:
@@ -861,6 +916,44 @@ def _demand(consumer: "Consumer") -> Demand:
     for i in range(len(needs) - 2, -1, -1):
         needs[i] = max(needs[i], needs[i + 1])
     return Demand(consumer.id, "video", priority, tuple(needs))
+
+
+# At most this many steps up are listed (three tracks of three layers have six).
+STEPS_MAX = 12
+
+
+def _steps(demands: list[Demand], allocation: dict[str, Optional[int]]) -> list[int]:
+    """The budgets at which allocate() gives more video than ``allocation``,
+    each the least that gives more than the one before (a track one layer up,
+    or a paused one back, with RESUME_HEADROOM), up to every track on its top
+    layer (see media.adapt.LinkEstimator.set_steps)."""
+    videos = [d for d in demands if d.kind == "video"]
+
+    def rank(alloc: dict[str, Optional[int]]) -> list[int]:
+        return [len(d.layer_bps) if alloc.get(d.key) is None else alloc[d.key] for d in videos]  # type: ignore[misc]
+
+    steps: list[int] = []
+    current = dict(allocation)
+    while len(steps) < STEPS_MAX:
+        used = sum(d.layer_bps[layer] for d in demands if (layer := current.get(d.key)) is not None)
+        now_rank = rank(current)
+        found: Optional[tuple[int, dict[str, Optional[int]]]] = None
+        candidates = sorted({used + d.layer_bps[i] - (0 if current.get(d.key) is None else d.layer_bps[current[d.key]])
+                             for d in videos
+                             for i in range(len(d.layer_bps) if current.get(d.key) is None else current[d.key])})
+        for budget in candidates:
+            alloc = allocate(budget, demands)
+            better = rank(alloc)
+            if all(b <= n for b, n in zip(better, now_rank)) and better != now_rank:
+                if any(current.get(d.key) is None and alloc.get(d.key) is not None for d in videos):
+                    budget = int(budget * RESUME_HEADROOM)
+                found = (budget, alloc)
+                break
+        if found is None:
+            break
+        steps.append(found[0])
+        current = found[1]
+    return steps
 
 
 def _unpause_need(demands: list[Demand], allocation: dict[str, Optional[int]]) -> Optional[int]:

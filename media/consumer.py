@@ -23,6 +23,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import aiortc_hooks as hooks
@@ -52,6 +53,10 @@ RETRANSMIT_REMEMBER = 1024
 # A padding-only RTX packet carries at most 255 bytes of padding (RFC 3550:
 # the last padding byte counts them).
 PADDING_MAX_BYTES = 255
+# Sender reports remembered to match the receiver reports that answer them.
+SR_REMEMBER = 16
+# NACKs of sequence numbers from before a resume are old loss for this long after it.
+PAUSE_TAIL_S = 5.0
 
 
 class Consumer:
@@ -73,6 +78,13 @@ class Consumer:
         self._layers: dict[int, "Producer"] = {_layer_of(producer): producer}
         self._pending: Optional["Producer"] = None  # the layer being switched to
         self._starved = False  # paused because the link cannot carry any layer
+        # the first sequence number after a pause, until a receiver report reaches it
+        self._resumed_seq: Optional[int] = None
+        # ... and for a while after the resume (monotonic time), for NACKs
+        self._resumed: Optional[tuple[int, float]] = None
+        # the newest receiver report reaches across a pause: the packets lost at the
+        # pause's tail (in the queue that overflowed) show only in it, its loss is old
+        self.report_spans_pause = False
         self._layer_callbacks: list[Callable[[Optional[int]], None]] = []
         self._segment_start = 0  # first outgoing seq of the current layer's stretch
         self.layer_switches = 0
@@ -136,8 +148,10 @@ class Consumer:
         self.rtx_reports = 0
         self._rtx_reported: Optional[int] = None  # the highest RTX sequence number the receiver reported
         self.rtx_fraction_lost = 0.0
-        self._lsr = -1
-        self._lsr_time = 0.0
+        # the sender reports of late, (LSR, wall time sent): a receiver report answers
+        # the last one that reached it, which need not be the last one sent
+        self._srs: deque[tuple[int, float]] = deque(maxlen=SR_REMEMBER)
+        self._report_now: Optional[Callable[[], None]] = None
         producer._attach(self)
         hooks.install_sender_hooks(transceiver.sender, self)
 
@@ -224,6 +238,9 @@ class Consumer:
                 self._producer = target
                 target._attach(self)
             self._restart()
+            if self.packets:
+                self._resumed_seq = self._next_seq
+                self._resumed = (self._next_seq, time.monotonic())
             self._notify_layer()
             return
         if target is self._producer:
@@ -496,16 +513,22 @@ class Consumer:
                 self.receiver_reports += 1
                 self.fraction_lost = report.fraction_lost / 256
                 self.last_report = (time.monotonic(), report.highest_sequence, report.packets_lost)
+                self.report_spans_pause = False
+                if self._resumed_seq is not None and (
+                        (report.highest_sequence - self._resumed_seq) & 0xFFFF) < 0x8000:
+                    self.report_spans_pause = True
+                    self._resumed_seq = None
                 if self.on_feedback is not None:
                     self.on_feedback()
                 self.packets_lost = report.packets_lost
                 self.jitter = report.jitter
-                if report.lsr and report.lsr == self._lsr:
+                sent_at = next((at for lsr, at in self._srs if lsr == report.lsr), None) if report.lsr else None
+                if sent_at is not None:
                     wall = time.time()
-                    rtt = wall - self._lsr_time - report.dlsr / 65536
+                    rtt = wall - sent_at - report.dlsr / 65536
                     if rtt >= 0:
                         mono = time.monotonic()
-                        self.last_rtt = (mono, rtt, mono - (wall - self._lsr_time))
+                        self.last_rtt = (mono, rtt, mono - (wall - sent_at))
                         self.rtt_s = rtt if self.rtt_s is None else 0.85 * self.rtt_s + 0.15 * rtt
         elif isinstance(packet, hooks.RTCP_CLASSES["rtpfb"]):
             if packet.fmt == hooks.RTPFB_NACK:
@@ -513,7 +536,13 @@ class Consumer:
                 lost = packet.lost
                 for seq in lost:
                     self._retransmit(seq)
-                if self.nack_meter.add(time.monotonic(), lost) and self.on_nack_loss is not None:
+                now = time.monotonic()
+                if self._resumed is not None and now - self._resumed[1] <= PAUSE_TAIL_S:
+                    # lost at the pause's tail, found only now that packets follow:
+                    # old loss, not the link's now (see report_spans_pause)
+                    first = self._resumed[0]
+                    lost = [seq for seq in lost if ((seq - first) & 0xFFFF) < 0x8000]
+                if self.nack_meter.add(now, lost) and self.on_nack_loss is not None:
                     self.on_nack_loss()
         elif isinstance(packet, hooks.RTCP_CLASSES["psfb"]):
             if packet.fmt in (hooks.PSFB_PLI, hooks.PSFB_FIR):
@@ -584,9 +613,17 @@ class Consumer:
         in_ts = rtp0 + int((now - t0) * self.clock_rate)
         ts = (in_ts + self._ts_off) & 0xFFFFFFFF
         ntp = ntp_time(now)
-        self._lsr = (ntp >> 16) & 0xFFFFFFFF
-        self._lsr_time = now
+        self._srs.append(((ntp >> 16) & 0xFFFFFFFF, now))
         return ntp, ts, self.packets & 0xFFFFFFFF, self.octets & 0xFFFFFFFF
+
+    def bind_report_now(self, trigger: Callable[[], None]) -> None:
+        self._report_now = trigger
+
+    def report_now(self) -> None:
+        """Send a sender report at once (a probe wants a round trip measured
+        from this moment on, not from up to 1.5 s ago)."""
+        if self._report_now is not None and not self._closed:
+            self._report_now()
 
     def goodbye(self) -> None:
         self._send = None

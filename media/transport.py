@@ -190,7 +190,7 @@ class Transport:
         consumer = Consumer(self, producer, transceiver, dict(app_data))
         self._consumers.append(consumer)
         if self._controller is None:
-            self._controller = DownlinkController(self._consumers, pacer=self.pacer)
+            self._controller = DownlinkController(self._consumers, pacer=self.pacer, name=self.id)
             self._controller.start()
         consumer.on_feedback = self._controller.feedback
         consumer.on_nack_loss = self._controller.nack_loss

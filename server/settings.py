@@ -58,6 +58,9 @@ class Settings:
     # How many classrooms the teacher may have on stage at once.
     max_on_stage: int = 1
     log_level: str = "info"
+    # Loggers that log at debug whatever log_level says, e.g. "synclass.media.trace"
+    # (each classroom's rate control, a line per receiver report).
+    debug_loggers: tuple[str, ...] = ()
     web_root: Path = DEFAULT_WEB_ROOT
     # Where lessons are recorded, one directory per lesson; None: data_dir/recordings.
     # Put it on a big disk: a 45-minute lesson is ~0.5-1 GB.
@@ -325,6 +328,7 @@ _PARSERS: dict[str, Callable[[str, Any, bool], Any]] = {
     "hello_timeout_s": _positive_number,
     "max_on_stage": _bounded_int(1, 16),
     "log_level": _log_level,
+    "debug_loggers": _text_list,
     "web_root": _path,
     "recordings_dir": _optional_path,
     "recordings_max_age_days": _bounded_int(0, 100 * 366),

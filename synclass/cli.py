@@ -40,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for name in settings.debug_loggers:
+        logging.getLogger(name).setLevel(logging.DEBUG)
     ssl_context = None
     if settings.tls_self_signed and not settings.tls_cert:
         cert, key = ensure_self_signed(settings.data_dir / "tls")

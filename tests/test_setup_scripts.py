@@ -42,6 +42,7 @@ DEFAULTS = {
     "hello_timeout_s": 10,
     "max_on_stage": 1,
     "log_level": "info",
+    "debug_loggers": [],
     "recordings_dir": "",
     "recordings_max_age_days": 0,
     "recordings_max_bytes": 0,

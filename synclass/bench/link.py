@@ -532,7 +532,8 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     total = args.warm + args.seconds + args.recover
     procs: list[Any] = []
     with EmulatedLink(rate_kbps=None, rtt_ms=args.rtt, loss=0.0, seed=args.seed, queue_ms=args.queue_ms) as link:
-        server = ServerProcess(data_dir, host=link.host_addr, ice_host_addresses=(link.host_addr,))
+        server = ServerProcess(data_dir, host=link.host_addr, ice_host_addresses=(link.host_addr,),
+                               env={"SYNCLASS_DEBUG_LOGGERS": "synclass.media.trace"} if args.trace else None)
         server.start()
         teacher: Optional[LessonClient] = None
         slide_track: Optional[SlideReplayTrack] = None
@@ -648,6 +649,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="the teacher also shares a 1280x720 slide deck at 5 fps (default on)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--dump", default=None, help="write each classroom's raw frame log here")
+    parser.add_argument("--trace", action="store_true",
+                        help="the server log (in --data-dir) gets a line per receiver report of each classroom's "
+                             "rate control (synclass.media.trace)")
     return parser.parse_args(argv)
 
 

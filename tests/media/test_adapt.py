@@ -486,11 +486,16 @@ def test_a_used_climb_followed_by_heavy_loss_is_withdrawn_and_doubles_the_wait()
     assert state["climb_wait_s"] == 2 * CLIMB_WAIT_S
     assert not state["climbing"]
     # the next climb needs 4 s of clean reports from the failure
-    for t in (4.0, 5.0, 6.0):
+    for t in (4.0, 5.0):
         est.on_report(t, 0.0, 190_000)
         assert est.estimate(t) == 371_250
+    # once the cut's hold is over, what got through is held against what was sent
+    # since (the loss may have been the link's drop, not the climb's): 1.2 x 190 k
+    est.on_report(6.0, 0.0, 190_000)
+    assert est.estimate(6.0) == 228_000
+    assert est.state()["reason"] == "cut verified"
     est.on_report(7.0, 0.0, 190_000)
-    assert est.estimate(7.0) == 928_125  # 371 250 x 2.5, under the cap (5 x 190 k)
+    assert est.estimate(7.0) == 570_000  # 228 k x 2.5, under the cap (5 x 190 k)
 
 
 def test_the_wait_doubles_with_each_failed_climb_up_to_8_s() -> None:
@@ -850,7 +855,7 @@ def _until_a_probe(est: LinkEstimator, t: float, sent_bps: int) -> tuple[float, 
     return t, target
 
 
-def test_a_paused_video_asks_for_a_padding_probe_of_twice_the_estimate_not_a_layer() -> None:
+def test_a_paused_video_asks_for_a_padding_probe_not_a_layer_and_chains_the_next_at_once() -> None:
     est = LinkEstimator(0.0, initial_bps=5_000_000)
     est.on_report(1.0, 0.9, 1_500_000)  # > 40 %: cut to what got through x 1.25
     before = est.estimate(1.0)
@@ -858,26 +863,45 @@ def test_a_paused_video_asks_for_a_padding_probe_of_twice_the_estimate_not_a_lay
     est.set_need(1_200_000)  # the camera is paused: unpausing needs 1.2 Mbps in all
     est.can_probe = True
     t, target = _until_a_probe(est, 1.0, 40_000)
-    # from 3/4 of the estimate (an estimate after heavy loss holds a slack): what is
-    # sent (40 kbps, the audio) is less
-    assert target == pytest.approx(2 * 0.75 * before)
+    # clean for a whole climb wait, no failure to remember: PROBE_CHAIN_STEP x 3/4 of the
+    # estimate (an estimate after heavy loss holds a slack; what is sent, the audio, is less)
+    assert target == pytest.approx(4 * 0.75 * before)
     assert est.estimate(t) == before  # a probe asks; it does not raise the estimate
     assert est.take_probe() is None  # once
     est.on_report(t + 1, 0.0, 40_000)
     assert est.take_probe() is None  # not while one runs
-    est.on_probe_result(t + 1, 281_250, True)
-    assert est.estimate(t + 1) == 281_250
-    est.on_report(t + 2, 0.0, 40_000)
-    assert est.take_probe() == 562_500  # twice what was proven
-    est.on_probe_result(t + 2.5, 562_500, True)
-    est.on_report(t + 3.5, 0.0, 40_000)
-    assert est.take_probe() == 1_125_000
-    est.on_probe_result(t + 4.0, 1_125_000, True)
-    est.on_report(t + 5.0, 0.0, 40_000)
-    assert est.take_probe() == pytest.approx(1_200_000 * 1.15)  # no higher than unpausing needs
-    est.on_probe_result(t + 5.5, 1_380_000, True)
-    assert est.estimate(t + 5.5) == 1_380_000
+    est.on_probe_result(t + 1.5, 562_500, True)
+    assert est.estimate(t + 1.5) == 562_500
+    assert est.take_probe() is None  # without the time, no chain (the caller has not told the steps)
+    est.on_probe_result(t + 1.5, 562_500, True)
+    # the next one at once, no higher than what unpausing needs (x UNPAUSE_HEADROOM)
+    assert est.take_probe(t + 1.5) == pytest.approx(1_200_000 * 1.15)
+    est.on_probe_result(t + 2.5, 1_380_000, True)
+    assert est.estimate(t + 2.5) == 1_380_000
     assert est.state()["reason"] == "probe"
+    assert est.take_probe(t + 2.5) is None  # nothing left to unpause
+
+
+def test_a_paused_video_on_a_lossy_link_is_probed_in_steps_of_two() -> None:
+    """A link with 5 % loss is never clean for a climb wait: its probes (after
+    UNPAUSE_WAIT_S) go to twice the base, and so does the one after a probe
+    that carried."""
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_report(1.0, 0.9, 1_500_000)
+    est.set_need(1_200_000)
+    est.can_probe = True
+    targets: list[float] = []
+    t = 1.0
+    while t < 40 and len(targets) < 2:
+        t = round(t + 1.0, 6)
+        est.on_report(t, 0.05, 40_000)
+        target = est.take_probe(t)
+        if target is not None:
+            targets.append(target)
+            est.on_probe_result(t + 0.5, target, True)
+            assert est.take_probe(t + 0.5) is None  # not clean: no chain at once
+    # (the estimate was verified down to 1.2 x what was sent, 40 kbps, after its cut)
+    assert targets == [80_000, 160_000]
 
 
 def test_a_failed_probe_changes_no_estimate_and_backs_off() -> None:
@@ -901,10 +925,11 @@ def test_a_failed_probe_changes_no_estimate_and_backs_off() -> None:
     # a failed padding probe doubles the clean-run wait (2 s) up to PROBE_WAIT_MAX_S, no further
     assert len(gaps) >= 8 and all(g >= PROBE_WAIT_MAX_S for g in gaps)
     assert est.estimate(t) == before and est.state()["failed_probes"] == len(asked)
-    # ... and the next probe goes halfway from what is sent (40 kbps) to where the last one
-    # failed, until that failure is PROBE_FAIL_MEMORY_S old: then twice what is sent again
-    assert targets[:5] == [80_000, 60_000, 50_000, 45_000, 42_500]
-    assert targets[5] == 80_000 and asked[5] - asked[4] >= PROBE_FAIL_MEMORY_S
+    # the first (clean for a whole wait, nothing to remember) to PROBE_CHAIN_STEP x what is
+    # sent; then at most twice that, halfway from it (40 kbps) to where the last one failed,
+    # and once halfway is within 5 % of it, PROBE_RETRY_ABOVE over where the last one failed
+    assert targets[:7] == [160_000, 80_000, 60_000, 50_000, 45_000, 42_500, 46_750]
+    assert all(40_000 < target <= 48_400 for target in targets[5:])
 
 
 @pytest.mark.parametrize("loss", [0.0, 0.05])
@@ -1057,7 +1082,7 @@ def test_the_loss_a_failed_probe_caused_cuts_nothing_for_a_hold() -> None:
 def test_after_a_probe_that_carried_the_next_step_follows_within_about_a_second() -> None:
     est = LinkEstimator(0.0, initial_bps=5_000_000)
     est.on_report(1.0, 0.9, 200_000)  # cut to 25 kbps: what is sent is the probes' base
-    est.set_need(400_000)  # far above what is sent: several doublings
+    est.set_need(400_000)  # far above what is sent: several steps
     est.can_probe = True
     asked: list[tuple[float, float]] = []
     t = 1.0
@@ -1069,8 +1094,9 @@ def test_after_a_probe_that_carried_the_next_step_follows_within_about_a_second(
             asked.append((t, target))
             est.on_probe_result(t + 1.5, target, True)
             t = round(t + 1.5, 6)
-    assert len(asked) == 3
-    assert [round(b / a, 2) for (_, a), (_, b) in zip(asked, asked[1:])] == [2.0, 2.0]
+    assert len(asked) == 2
+    # PROBE_CHAIN_STEP x what is sent, then what unpausing needs (x UNPAUSE_HEADROOM)
+    assert [round(target) for _, target in asked] == [180_000, 460_000]
     assert all(b - (a + 1.5) <= PROBE_CHAIN_S + 0.5 for (a, _), (b, _) in zip(asked, asked[1:]))
 
 
@@ -1092,17 +1118,18 @@ def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
     est.can_probe = True
     targets: list[int] = []
     t = 1.0
-    verdicts = iter([False, True, True, True, True])  # one noisy failure at 80 kbps, then all carried
-    while t < 60 and len(targets) < 5:
+    verdicts = iter([False, True, True, True, True, True])  # one noisy failure at 160 kbps, then all carried
+    while t < 60 and len(targets) < 6:
         t = round(t + 1.0, 6)
         est.on_report(t, 0.0, 40_000)
         target = est.take_probe()
         if target is not None:
             targets.append(round(target))
             est.on_probe_result(t + 1.0, target, next(verdicts))
-    # 80 failed; 60 (halfway) carried, 70 (halfway again) and 75 carried: 75 >= 0.9 x 80,
-    # so the failure is forgotten and the next probe doubles again
-    assert targets == [80_000, 60_000, 70_000, 75_000, 150_000]
+    # 160 failed; 80 (twice what is sent) carried, 120 (halfway to the failure), 140 and 150
+    # carried: 150 >= 0.9 x 160, so the failure is forgotten and the next probe goes to what
+    # unpausing needs (x 1.15), within PROBE_CHAIN_STEP x 150 kbps
+    assert targets == [160_000, 80_000, 120_000, 140_000, 150_000, 276_000]
 
 
 def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None:
@@ -1174,3 +1201,92 @@ def test_a_fresh_loss_over_25_percent_cuts(loss: float, expected: int) -> None:
     assert est.estimate(1.7) == pytest.approx(expected, abs=1)
     est.on_fast_loss(3.0, 0.35, 683_000)  # not fresh: within the hold, nothing
     assert est.estimate(3.0) == pytest.approx(expected, abs=1)
+
+
+# -- climbs by padding probe (set_steps) -----------------------------------------
+
+
+def _layer_probing(initial: int = 300_000) -> LinkEstimator:
+    """A link settled on the camera's lowest layer (190 k sent), whose next steps up are
+    layer 1 (540 k) and layer 0 (1.54 M), and which can carry padding."""
+    est = LinkEstimator(0.0, initial_bps=initial)
+    est.set_steps([540_000, 1_540_000])
+    est.can_probe = True
+    return est
+
+
+def test_a_clean_link_on_a_lower_layer_climbs_by_probe_to_the_next_layer_and_chains_to_the_top() -> None:
+    est = _layer_probing()
+    est.on_report(1.0, 0.0, 190_000)
+    assert est.take_probe(1.0) is None  # not clean for a whole wait yet
+    est.on_report(2.0, 0.0, 190_000)
+    # the largest step within PROBE_LAYER_RATIO x what is sent or 3/4 of the estimate
+    # (4 x 228 k: layer 1, not the top), with UNPAUSE_HEADROOM
+    target = est.take_probe(2.0)
+    assert target == pytest.approx(540_000 * 1.15)
+    assert est.estimate(2.0) == 300_000  # a probe asks; it does not raise the estimate
+    assert est.state()["climbs"] == 0
+    est.on_probe_result(3.0, target, True)
+    assert est.estimate(3.0) == round(540_000 * 1.15)
+    assert est.state()["reason"] == "probe"
+    est.set_steps([1_540_000])  # the allocation now has the camera on layer 1
+    # clean for 2 s already: the next probe at once, to the top (within 4 x 621 k)
+    assert est.take_probe(3.0) == pytest.approx(1_540_000 * 1.15)
+
+
+def test_a_failed_layer_probe_backs_off_like_a_failed_climb_and_cuts_nothing() -> None:
+    est = _layer_probing()
+    t, waits = 0.0, []
+    for _ in range(4):
+        target = None
+        while target is None:
+            t += 1.0
+            est.on_report(t, 0.0, 190_000)
+            target = est.take_probe(t)
+        est.on_probe_result(t + 0.5, target, False)
+        waits.append(est.state()["climb_wait_s"])
+        assert est.estimate(t + 0.5) == 300_000
+        est.on_report(t + 1.0, 0.5, 400_000)  # the padding overflowed the queue: not the link's loss
+        assert est.estimate(t + 1.0) == 300_000
+    assert waits == [4.0, 8.0, CLIMB_WAIT_MAX_S, CLIMB_WAIT_MAX_S]
+    assert est.state()["failed_probes"] == 4 and est.state()["climbs"] == 0
+
+
+def test_video_loss_that_retransmissions_repaired_still_breaks_a_clean_run() -> None:
+    """The receiver counts a retransmitted packet as received: on a link with 5 % loss
+    the video's reports read 0; its NACKs (raw_loss) tell the loss."""
+    repaired, clean = _layer_probing(), _layer_probing()
+    for t in (1.0, 2.0, 3.0, 4.0):
+        repaired.on_report(t, 0.0, 190_000, raw_loss=0.05)
+        clean.on_report(t, 0.0, 190_000, raw_loss=0.005)  # under CLIMB_LOSS
+    assert repaired.take_probe(4.0) is None
+    assert clean.take_probe(4.0) is not None
+
+
+def test_a_backlogged_link_does_not_grow_but_may_probe() -> None:
+    """Video waiting in the pacer: what is sent is the pacer's rate, so no growth; a
+    padding probe judges the link on its own evidence."""
+    est = _layer_probing()
+    est.backlogged = True
+    est.on_report(1.0, 0.0, 290_000)
+    est.on_report(2.0, 0.0, 290_000)
+    assert est.estimate(2.0) == 300_000
+    assert est.take_probe(2.0) == pytest.approx(540_000 * 1.15)
+    plain = LinkEstimator(0.0, initial_bps=300_000)  # no steps told: no probe, and still no growth
+    plain.backlogged = True
+    for t in (1.0, 2.0, 3.0):
+        plain.on_report(t, 0.0, 290_000)
+    assert plain.estimate(3.0) == 300_000 and plain.take_probe(3.0) is None
+
+
+def test_a_proven_allocation_switches_up_at_once_to_the_allowed_layer() -> None:
+    held = LayerSelector(0.0, 3, start_layer=2)
+    proven = LayerSelector(0.0, 3, start_layer=2)
+    assert held.update(1.0, 0) == 2  # the up hold
+    assert proven.update(1.0, 0, proven=True) == 0  # straight to the allowed layer
+    assert proven.history() == [(0.0, 2), (1.0, 0)]
+    paused = LayerSelector(0.0, 3, start_layer=None)
+    paused.update(0.5, None)
+    assert paused.update(1.0, 1, proven=True) == 1
+    assert proven.update(1.1, 2) == 0  # down as ever: not within the down hold
+    assert proven.update(1.6, 2) == 2

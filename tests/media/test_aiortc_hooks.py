@@ -163,6 +163,8 @@ async def test_install_sender_hooks_overrides_the_loops_on_the_instance(pc: RTCP
         def sender_report(self) -> None:
             return None
 
+        def bind_report_now(self, trigger: object) -> None: ...
+
         def goodbye(self) -> None: ...
 
     hooks.install_sender_hooks(sender, Handler())  # type: ignore[arg-type]

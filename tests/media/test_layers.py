@@ -142,8 +142,39 @@ async def test_padding_probes_reach_the_subscriber_and_come_back_in_its_rtx_stre
     assert sub.frames["video"] - frames_before <= 1  # nothing decoded from padding
     consumer.set_layer(2)
     sub.sizes.clear()
+    # the first receiver report that reaches the resumed video spans the pause (losses at
+    # its tail would show only there): it is flagged, and the next one is not
+    await wait_for(lambda: consumer.report_spans_pause, 5, "a report across the pause")
+    await wait_for(lambda: not consumer.report_spans_pause, 5, "the report after it")
     await wait_for(lambda: SIZES[2] in sub.sizes and sub.frames["video"] >= frames_before + 10, 10,
                    "the video back after the probe")
+
+
+async def test_a_sender_report_on_demand_gets_a_round_trip_from_that_moment(plane: MediaPlane, clients: Clients) -> None:
+    """A probe wants a round trip measured from after it started: report_now() sends a
+    sender report at once, and the subscriber's next receiver report answers it (not
+    one sent up to 1.5 s earlier)."""
+    router = await plane.create_router({"session": "layers-report-now"})
+    producers = await publish_layers(router, clients)
+    sub = await clients.subscribe(router, [producers[0]], "classroom")
+    sub.transport._controller.stop()  # type: ignore[attr-defined]
+    consumer = sub.consumer("video")
+    await wait_for(lambda: sub.frames["video"] >= 10 and consumer.last_rtt is not None, 10, "a first round trip")
+    # asked every 50 ms, the sender report the receiver's next report answers is at most
+    # ~50 ms old when that report comes (every 0.5-1.5 s it would be 0.5 s old on average):
+    # three reports in a row
+    ages: list[float] = []
+    seen = consumer.last_rtt[0]
+    deadline = time.monotonic() + 8
+    while len(ages) < 3 and time.monotonic() < deadline:
+        consumer.report_now()
+        await asyncio.sleep(0.05)
+        sample = consumer.last_rtt
+        if sample[0] != seen:
+            seen = sample[0]
+            ages.append(sample[0] - sample[2])
+            assert 0.0 <= sample[1] < 0.5  # loopback
+    assert len(ages) == 3 and max(ages) < 0.12, ages
 
 
 async def _top_layer_with_its_pacer(plane: MediaPlane, clients: Clients, session: str) -> tuple[Any, Any, Any, Any]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import logging
+
 import pytest
 
-from media.adapt import LinkEstimator, NackMeter
-from media.bandwidth import QUEUE_PERSIST_S, RESUME_HEADROOM, DownlinkController, Pacer
+from media.adapt import Demand, LinkEstimator, NackMeter, allocate
+from media.bandwidth import QUEUE_PERSIST_S, RESUME_HEADROOM, DownlinkController, Pacer, _steps
 
 
 class _Producer:
@@ -29,6 +31,7 @@ class _Consumer:
         self.rtx_octets = 0
         self.rtx_reports = 0
         self.rtx_unreported = False
+        self.report_spans_pause = False
         self.fraction_lost = 0.0
         self.remb_bps: Optional[int] = None
         self.app_data = {"priority": priority, "source": "camera" if kind == "video" else "mic"}
@@ -41,6 +44,9 @@ class _Consumer:
 
     def set_layer(self, layer: Optional[int]) -> None:
         self.target_layer = layer
+
+    def report_now(self) -> None:
+        pass
 
 
 class _Estimator:
@@ -68,7 +74,10 @@ class _Estimator:
     def set_need(self, bps: Optional[int]) -> None:
         pass
 
-    def take_probe(self) -> None:
+    def set_steps(self, budgets: list[int]) -> None:
+        pass
+
+    def take_probe(self, now: Optional[float] = None) -> None:
         return None
 
 
@@ -192,3 +201,60 @@ def test_a_report_covering_two_packets_reads_no_loss_of_the_link() -> None:
     assert controller.estimator.state()["loss"] == 0.02
     report(camera, 3.0, 1042, 31, 0.5)  # 40 packets, 20 lost: that one counts
     assert controller.estimator.state()["loss"] == 0.5
+
+
+AUDIO = Demand("mic", "audio", 0, (43_000,))
+SLIDES = Demand("slides", "video", 1, (74_000,))
+CAMERA = Demand("camera", "video", 2, (1_600_000, 540_000, 112_000))
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        # all on top: nothing more to give
+        (10_000_000, []),
+        # the camera on layer 1: the top layer's budget
+        (700_000, [43_000 + 74_000 + 1_600_000]),
+        # the camera on layer 2: layer 1, then the top
+        (300_000, [43_000 + 74_000 + 540_000, 43_000 + 74_000 + 1_600_000]),
+        # both paused: the slides back (with RESUME_HEADROOM), the camera back, then its layers
+        (50_000, [int(117_000 * RESUME_HEADROOM), int(229_000 * RESUME_HEADROOM), 657_000, 1_717_000]),
+    ],
+)
+def test_the_steps_up_are_the_budgets_at_which_the_allocation_gives_more(budget: int, expected: list[int]) -> None:
+    demands = [AUDIO, SLIDES, CAMERA]
+    assert _steps(demands, allocate(budget, demands)) == expected
+
+
+def test_a_report_across_a_pause_tells_no_loss_and_the_trace_logs_each_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The first report of a resumed video holds the losses at the pause's tail (the
+    queue that overflowed), found only when packets follow: not the link's loss now.
+    The trace (synclass.media.trace, debug) logs what each report was read as."""
+    caplog.set_level(logging.DEBUG, logger="synclass.media.trace")
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0, name="t1")
+    controller.estimator = LinkEstimator(0.0, initial_bps=300_000)
+
+    def report(c: _Consumer, at: float, highest: int, lost: int, fraction: float, *, spans_pause: bool = False,
+               packets: int = 0, nacked: int = 0) -> None:
+        c.packets += packets
+        c.octets += packets * 500
+        if nacked:
+            c.nack_meter.add(at, list(range(highest - nacked, highest)))
+        c.receiver_reports += 1
+        c.fraction_lost = fraction
+        c.last_report = (at, highest, lost)
+        c.report_spans_pause = spans_pause
+        controller.tick(at)
+
+    report(camera, 1.0, 1000, 10, 0.0, packets=20)
+    report(audio, 1.0, 500, 5, 0.0)
+    report(camera, 2.0, 1040, 30, 0.5, spans_pause=True, packets=40)  # 40 packets, 20 lost at the tail
+    assert controller.estimator.state()["loss"] is None  # nothing read from it
+    report(camera, 3.0, 1080, 30, 0.0, packets=40, nacked=2)  # 2 of 40 lost, repaired: reads 0
+    assert controller.estimator.state()["loss"] == 0.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"]
+    assert lines and lines[-1].startswith("~ t1 loss 0.0 raw 0.025 over 40 packets")  # 2 NACKed of 80 sent

@@ -48,6 +48,7 @@ def test_defaults_need_nothing() -> None:
             {"ice_host_addresses": ("10.0.0.3", "10.0.0.4")},
         ),
         ({}, {}, {"ice_host_addresses": ("10.0.0.2",)}),
+        ({"SYNCLASS_DEBUG_LOGGERS": "synclass.media.trace"}, {}, {"debug_loggers": ("synclass.media.trace",)}),
         ({"SYNCLASS_TLS_SELF_SIGNED": "yes"}, {}, {"tls_self_signed": True}),
         ({"SYNCLASS_HELLO_TIMEOUT_S": "2.5"}, {}, {"hello_timeout_s": 2.5}),
         ({"SYNCLASS_DATA_DIR": "/var/lib/synclass"}, {}, {"data_dir": Path("/var/lib/synclass")}),
