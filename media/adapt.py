@@ -640,9 +640,12 @@ class LinkEstimator:
         per FLOOR_HOLD_S: on a link with 5 % random loss two reports over 10 % come
         now and then, and a 7 % cut from just above the floor paused a camera the
         link carried (for 10 s of a 20 s stretch, behind a 600 ms queue). A second
-        such cut within FLOOR_HOLD_S is the link's: it goes through."""
+        such cut within FLOOR_HOLD_S is the link's: it goes through. A "cut" that
+        changed nothing (within the hold of an earlier one) holds nothing and uses
+        up no hold: one had taken the hold 8 s before the cut that then paused the
+        camera."""
         floor = self.floor_bps
-        if not floor or before < floor or self._est >= floor * FAST_FLOOR_MARGIN:
+        if not floor or before < floor or self._est >= min(floor * FAST_FLOOR_MARGIN, before):
             return
         if now - self._floor_held_at < FLOOR_HOLD_S - _EPS:
             return

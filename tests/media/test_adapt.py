@@ -1153,6 +1153,24 @@ def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None
     assert severe.estimate(1.0) < 211_000
 
 
+def test_a_moderate_cut_that_changed_nothing_uses_up_no_hold_at_the_floor() -> None:
+    """Within the hold after a cut to the floor's margin, two reports over 10 % change
+    nothing; 8 s later two more would pause the camera: that first cut is held."""
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.floor_bps = 230_000
+    est.on_fast_loss(1.0, 0.9, 1_700_000, floor_bps=230_000)  # a drop: cut to the floor's margin
+    assert est.estimate(1.0) == 241_500
+    est.floor_bps = 232_000  # the needs are measured, and move: the estimate is now just under the margin
+    est.on_report(1.5, 0.69, 200_000)
+    est.on_report(2.0, 0.33, 200_000)  # within the hold, no worse: nothing changes
+    assert est.estimate(2.0) == 241_500
+    for t in range(3, 10):
+        est.on_report(float(t), 0.05, 230_000)
+    est.on_report(10.0, 0.13, 230_000)
+    est.on_report(10.5, 0.13, 230_000)  # x (1 - 0.13 / 2) = 226 kbps: under the floor
+    assert est.estimate(10.5) == 241_500  # held (at min(before, the floor's margin))
+
+
 
 
 @pytest.mark.parametrize("fast", [True, False])
