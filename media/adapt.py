@@ -107,9 +107,15 @@ DELIVERED_SLACK = 1.25
 # link from layer 2 straight to audio only. Clearly worse loss is acted on:
 # a drop in the middle of an RR interval first shows as half its loss.
 # The loss NACKs tell at the onset of a drop reads low (their window still
-# holds the ramp-up: 0.6-0.7 where the reports then say 0.8), so a cut by it
-# takes what got through as it is, without DELIVERED_SLACK on top.
+# holds the ramp-up: 0.57-0.74 where the reports then say 0.82), so a cut by
+# it takes what got through as it is, without DELIVERED_SLACK on top, and the
+# first one (not ``fresh``) takes FAST_FIRST_SLACK of it: what truly got
+# through was 0.42-0.69 of what was read, and a cut to 650 kbps at 1.6 Mbps
+# read at 0.6 sent a 300 kbps link's classroom layer 1 first (settled in 2 s,
+# not 1). Cutting a little too far costs little now that the way back up is a
+# padding probe (a clean run and ~1 s).
 FAST_SLACK = 1.0
+FAST_FIRST_SLACK = 0.7
 FAST_FLOOR_SHARE = 0.6
 FAST_FLOOR_MARGIN = 1.05
 FLOOR_HOLD_S = 10.0
@@ -738,7 +744,8 @@ class LinkEstimator:
             target = self._est * (1.0 - cut / 2.0)
             if sent > 0:
                 through = sent * (1.0 - cut) if self._delivered is None else self._delivered
-                target = min(target, through * (FAST_SLACK if fast else DELIVERED_SLACK))
+                slack = (FAST_SLACK if fresh else FAST_FIRST_SLACK) if fast else DELIVERED_SLACK
+                target = min(target, through * slack)
             if within_hold:
                 # a second, worse report right after a cut still straddles the
                 # overload: it may halve the estimate again, not more (and a
