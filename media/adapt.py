@@ -402,7 +402,10 @@ class LinkEstimator:
       20 s without congestion), or, on a link that is never that clean,
       after 20 s without congestion (doubled by failures up to 240 s); a
       failed climb is withdrawn (back to what was carried before it, or to
-      what the failure measured);
+      what the failure measured); a subscriber that takes padding climbs by
+      padding probe instead, to the budget of the next layer or unpaused
+      track (``set_steps``, ``take_probe``, ``on_probe_result``), and the
+      estimate rises only once the link carried it;
     * after heavy loss the estimate is at most 1.25 x what got through;
     * 10-40 % loss must show in two consecutive reports; > 40 % acts at once;
     * a REMB below the sent rate that is the first or a decrease lowers the
@@ -453,7 +456,7 @@ class LinkEstimator:
         self._steps: tuple[float, ...] = ()  # budgets at which more video is allocated (set_steps)
         self._delivered: Optional[float] = None
         # padding probes (see PROBE_STEP)
-        self.can_probe = False  # set by the controller: a paused video can carry padding now
+        self.can_probe = False  # set by the controller: a video of the subscriber can carry padding now
         # set by the controller: video waits in the pacer (see BACKLOG_HOLDS)
         self.backlogged = False
         self._probe_wanted: Optional[float] = None
@@ -842,7 +845,8 @@ class LinkEstimator:
 
     def _climb_step(self, now: float, sent_ref: float, *, hold_band: bool, above: float = 0.0) -> bool:
         """Raise the estimate by one climb if that goes above ``above`` (and the estimate);
-        while a video is paused and padding can be sent, ask for a probe instead."""
+        if padding can be sent and a video is paused or steps up are known, ask for a
+        probe instead."""
         if self.can_probe and (self._unpausing() or self._steps):
             return self._ask_probe(now, sent_ref, hold_band=hold_band)
         cap = max(sent_ref * PROBE_MAX_RATIO, sent_ref + PROBE_MIN_BPS)
