@@ -220,8 +220,10 @@ PROBE_WAIT_MAX_S = 4.0
 PROBE_CHAIN_S = 1.0
 # ... and goes up to this multiple of what it proved: the link has just shown
 # it is better than it was, and from the audio alone (43 kbps) steps of 2x took
-# five probes, 7 s, to a camera's lowest layer and the courseware (265 kbps).
-PROBE_CHAIN_STEP = 4.0
+# five probes, 7 s, to a camera's lowest layer and the courseware (265 kbps);
+# at 4x the camera's 287 kbps was just out of reach of a 68 kbps base, and one
+# probe more (~1.4 s) took a 64 kbps link back at 5 Mbps 11 s to the top layer.
+PROBE_CHAIN_STEP = 5.0
 # While no video is paused, a climb is a padding probe too when the controller
 # tells the budgets at which the allocation gives more video (``set_steps``):
 # to the highest such step within this multiple of what is sent, proven or
@@ -232,7 +234,7 @@ PROBE_CHAIN_STEP = 4.0
 # confirmation (2 s), and back at 5 Mbps a 300 kbps link's classroom got its
 # top layer only 8.8-11.6 s later. A failed layer probe costs the link a
 # moment of a full queue, not a key frame lost and a freeze.
-PROBE_LAYER_RATIO = 4.0
+PROBE_LAYER_RATIO = 5.0
 # A probe starts from at least this share of the estimate (an estimate cut by
 # heavy loss keeps DELIVERED_SLACK over what got through).
 PROBE_FROM_ESTIMATE = 0.75
@@ -752,8 +754,15 @@ class LinkEstimator:
             if within_hold:
                 # a second, worse report right after a cut still straddles the
                 # overload: it may halve the estimate again, not more (and a
-                # fresh one may still, if the queue's delay was read short)
+                # fresh one may still, if the queue's delay was read short) ...
                 target = max(target, self._est * REPEAT_CUT_FLOOR)
+                margin = (self.floor_bps or 0.0) * FAST_FLOOR_MARGIN
+                if not fresh and self._est >= margin - 1.0:
+                    # ... nor, from a report, below the floor: behind a 600 ms queue
+                    # a report 1 s after a drop read 85 % of a rate that had already
+                    # fallen and paused a camera the link carried for 7.6 s (what
+                    # comes after the hold, or fresh NACKs, pause if they must)
+                    target = max(target, margin)
         if failed is not None:
             back, used = self._withdraw(failed, sent, loss)
             # A used probe caused the loss: back to where it started, even if what
