@@ -336,10 +336,11 @@ class DownlinkController:
             rate = self.pacer.rate_bps
             self.estimator.backlogged = bool(rate and self.pacer.video_bytes * 8 > rate * BACKLOG_S)
         raw_loss = self._raw_loss(consumers, reported=bool(reported_packets))
+        cut_before = self.estimator.cut_at
         if reported_packets:
-            fresh = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
+            delivered = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
             self.estimator.on_report(
-                now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(fresh) if fresh else None,
+                now, lost_weighted / reported_packets, sent_bps, delivered_bps=sum(delivered) if delivered else None,
                 raw_loss=raw_loss,
             )
         news = bool(reported_packets)
@@ -353,6 +354,11 @@ class DownlinkController:
         if queue_s is not None:
             self.estimator.on_queue_delay(now, queue_s, sent_bps)
         if fast_loss is not None:
+            # "fresh" was of the NACKs after the cut before this tick: if a report
+            # cut again just now, they are of the rate that cut answered (a
+            # 600 ms queue's report cut 365 kbps to the floor's 241 and the same
+            # tick's NACKs halved that to 120: the camera paused for 31 s)
+            fresh = fresh and self.estimator.cut_at == cut_before
             if fresh:
                 # what left since the cut: the pacer drains at the estimate (the
                 # last second's average still holds the rate before the cut)

@@ -967,6 +967,26 @@ def test_a_first_fast_cut_stops_at_the_lowest_layers(loss: float, floor: Optiona
 
 
 @pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        (180_000, 30_000),  # 89 % of what was sent under the floor's margin: the floor does not fit
+        (210_000, 30_000),  # ... at the margin itself too
+        (211_000, 210_000),  # of a rate above the margin (what a drop's first read is): the floor again
+        (1_500_000, 210_000),
+    ],
+)
+def test_a_fast_cut_of_a_rate_at_the_floor_goes_through_it(sent: int, expected: int) -> None:
+    """After the hold of a cut to the floor's margin, heavy loss of what was sent at
+    or below the margin pauses the video: a 64 kbps link held at the margin twice
+    filled with the camera's lowest layer for 8.8 s."""
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_fast_loss(1.0, 0.9, 1_500_000, floor_bps=200_000)
+    assert est.estimate(1.0) == 210_000
+    est.on_fast_loss(4.6, 0.89, sent, floor_bps=200_000)
+    assert est.estimate(4.6) == expected
+
+
+@pytest.mark.parametrize(
     ("loss", "expected"),
     [
         (0.42, 210_000),  # 122 kbps of 210 got through: within 60 % of the floor, stop there again

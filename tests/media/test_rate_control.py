@@ -57,6 +57,7 @@ class _Estimator:
         self.can_probe = False
         self.backlogged = False
         self.floor_bps: Optional[float] = None
+        self.cut_at = float("-inf")
         self.queues: list[tuple[float, float]] = []
 
     def estimate(self, now: float) -> int:
@@ -178,6 +179,51 @@ def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cu
     assert first * 0.5 < 208_000 * 1.05
     assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)
     assert controller.estimator.cut_at == 10.85
+
+
+def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_same_step() -> None:
+    """The NACKs a round trip after a cut are fresh of it; if a receiver report cuts
+    again in the same step, they describe the rate that report answered: the
+    report's cut (held at the floor's margin) stands, not halved on top (a 600 ms
+    queue's report cut to the margin and the same step's NACKs then to half of
+    it: a camera the link carried paused for 31 s)."""
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0)
+    seq = 1000
+
+    def send(at: float, bps: float) -> None:
+        camera.octets += int(bps / 8 * 0.5) - 30 * 60
+        camera.packets += 30
+        controller.tick(at)
+
+    def nack(at: float, loss_in_10: int) -> None:
+        nonlocal seq
+        camera.nack_meter.add(at, list(range(seq + 10 - loss_in_10, seq + 10)))
+        seq += 10
+
+    for i in range(20):
+        send(0.5 * (i + 1), 1_500_000)
+    for i in range(4):
+        nack(9.65 + 0.1 * i, 6)
+    controller._nack_now(10.0)
+    first = controller.estimator.estimate(10.0)
+    assert controller.estimator.cut_at == 10.0
+    send(10.5, first)
+    for i in range(5):
+        nack(10.45 + 0.1 * i, 6)  # fresh of the cut at 10.0: 60 %
+    camera.packets += 30
+    camera.receiver_reports += 1
+    camera.fraction_lost = 0.85  # and a report of 85 %, clearly worse than the cut's 65 %
+    controller._nack_now(10.85)
+    assert controller.estimator.cut_at == 10.85
+    assert controller.estimator.state()["reason"] == "loss>40%"  # the report's cut ...
+    assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)  # ... at the margin
+    for i in range(5):
+        nack(11.35 + 0.1 * i, 6)  # fresh of the report's cut (0.3 s round trip + 0.1 s after it)
+    controller._nack_now(11.75)
+    assert controller.estimator.cut_at == 11.75  # these do cut
+    assert controller.estimator.estimate(11.75) < 208_000
 
 
 def test_a_report_covering_two_packets_reads_no_loss_of_the_link() -> None:
