@@ -33,7 +33,8 @@ about every 12 s (8 s + the selector's 2 s hold + detection), and a link
 that got better is found within ~8 s. When the subscriber can take padding
 (an RTX stream) and the controller tells the budgets at which the allocation
 gives more video (``set_steps``), a climb is a padding probe instead: to the
-next layer's budget (PROBE_LAYER_RATIO), or, while a video is paused, in
+highest of those budgets within PROBE_LAYER_RATIO x what is sent or proven,
+or, while a video is paused, in
 steps (PROBE_STEP, PROBE_CHAIN_STEP) so a 64 kbps link never gets a layer it
 cannot carry. The estimate rises only once the link carried the probe, and
 the layer then switches at once (LayerSelector ``proven``); otherwise the
@@ -206,9 +207,10 @@ UNPAUSE_HEADROOM = 1.15
 # only fills the queue a little. A probe adds padding up to PROBE_STEP x what
 # is sent or was last proven (within PROBE_KEEP_S), no higher than the
 # unpause budget; the controller sends it and reports whether the link
-# carried it (on_probe_result). A link is thus proven in steps of 2x (80,
-# 160, 230 kbps from audio only) and the video comes back when the proven
-# rate reaches its budget.
+# carried it (on_probe_result). A lossy link is thus proven in steps of 2x
+# (80, 160, 230 kbps from audio only; PROBE_CHAIN_STEP once it has been clean
+# a whole climb wait) and the video comes back when the proven rate reaches
+# its budget.
 PROBE_STEP = 2.0
 PROBE_KEEP_S = 10.0
 # A failed padding probe costs little (a queue filled for a moment, no lost
@@ -610,7 +612,7 @@ class LinkEstimator:
         measured it over NACKs that came a round trip after it), at
         ``sent_bps``: it acts within the hold too. A 5 Mbps -> 300 kbps drop
         is first read at 0.57 (the NACK window still holds packets from before
-        it) and cut to 667 kbps; the receiver reports of what that rate lost,
+        it) and cut to 667 kbps (467 since FAST_FIRST_SLACK); the receiver reports of what that rate lost,
         held, cut again only 3.3 s later. Within the hold a cut still halves
         the estimate at most (REPEAT_CUT_FLOOR): right at a drop the round
         trips known do not hold the new queue yet, and NACKs of the rate
@@ -854,7 +856,7 @@ class LinkEstimator:
         wait = self._hold_wait
         if self._unpausing():
             wait = UNPAUSE_WAIT_S * self._hold_wait / HOLD_CLIMB_WAIT_S
-            if self.can_probe and now - self._proven[1] <= PROBE_KEEP_S + _EPS:
+            if self.can_probe and self._proof_stands(now):
                 wait = min(wait, PROBE_CHAIN_S)  # the last probe carried: the next step follows
         return now - calm_since >= wait - _EPS
 
@@ -886,8 +888,8 @@ class LinkEstimator:
     def _ask_probe(self, now: float, sent_ref: float, *, hold_band: bool) -> bool:
         if self._probing or self._probe_wanted is not None:
             return False
-        proven_bps, proven_at = self._proven
-        chained = now - proven_at <= PROBE_KEEP_S + _EPS
+        proven_bps, _ = self._proven
+        chained = self._proof_stands(now)
         # From what is sent, what was proven, or PROBE_FROM_ESTIMATE of the estimate,
         # whichever is most: a paused camera sends nothing, and 2 x the audio took
         # three probes (~10 s) back to a camera the estimate was 10 % short of.
@@ -940,6 +942,18 @@ class LinkEstimator:
         self._probes += 1
         return True
 
+    def _proof_stands(self, now: float) -> bool:
+        """A probe carried within PROBE_KEEP_S and nothing cut since: after a drop
+        the rate it proved is the old link's (probes would start from it, or be
+        held back by it)."""
+        proven_at = self._proven[1]
+        return now - proven_at <= PROBE_KEEP_S + _EPS and proven_at > self._cut_at
+
+    def cancel_probe(self) -> None:
+        """The probe taken stopped without telling anything of the link (its
+        consumer closed, or none could carry padding): no verdict, no back-off."""
+        self._probing = False
+
     def take_probe(self, now: Optional[float] = None) -> Optional[float]:
         """The total rate (bps) a probe should reach, once per probe asked for; None if none.
 
@@ -949,7 +963,7 @@ class LinkEstimator:
         whole climb wait (each step from a 64 kbps link back at 5 Mbps waited
         1.3 s for a report of the audio, the only stream flowing)."""
         chain, self._chain = self._chain, False
-        if (chain and now is not None and self._probe_wanted is None and self._loss is not None
+        if (chain and self.can_probe and now is not None and self._probe_wanted is None and self._loss is not None
                 and self._loss < LOSS_LOW and self._clean_since is not None
                 and now - self._clean_since >= self._wait - _EPS):
             sent_ref = max((sent for _, sent in self._sent_hist), default=self._sent or 0.0)
@@ -965,6 +979,10 @@ class LinkEstimator:
         if carried:
             self._chain = True
             self._proven = (float(target_bps), now)
+            # the link carried more than the cut left: nothing left to verify (the
+            # check would take the estimate back to 1.2 x what was sent, and the
+            # layers the probe switched up straight back down)
+            self._unverified_at = None
             # proof the link carries more: the clean-run wait a rough stretch doubled
             # (up to 8 s) would hold the climbs back once the link has recovered
             self._wait = CLIMB_WAIT_S

@@ -349,10 +349,13 @@ def install_sender_hooks(sender: RTCRtpSender, handler: DownTrackHandler) -> Non
         rtcp_started.set()
         try:
             while True:
-                # RFC 3550: randomize the interval over [0.5, 1.5] × 1 s.
+                # RFC 3550: randomize the interval over [0.5, 1.5] × 1 s. (Not
+                # wait_for: on 3.11 it swallows a cancellation that comes as the
+                # event is set, and the stop would hang on rtcp_exited.)
                 try:
-                    await asyncio.wait_for(wake.wait(), 0.5 + random.random())
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(0.5 + random.random()):
+                        await wake.wait()
+                except TimeoutError:
                     pass
                 wake.clear()
                 report = handler.sender_report()

@@ -278,6 +278,7 @@ class DownlinkController:
     # -- one step ------------------------------------------------------------------
     def tick(self, now: float, fast_loss: Optional[float] = None, fresh: bool = False) -> None:
         consumers = [c for c in self._consumers if not c.closed]
+        cut_before = self.estimator.cut_at  # (before a probe's verdict or a report moves it)
         dt = max(1e-3, now - self._last_tick)
         self._last_tick = now
         sent_bits = 0
@@ -336,7 +337,6 @@ class DownlinkController:
             rate = self.pacer.rate_bps
             self.estimator.backlogged = bool(rate and self.pacer.video_bytes * 8 > rate * BACKLOG_S)
         raw_loss = self._raw_loss(consumers, reported=bool(reported_packets))
-        cut_before = self.estimator.cut_at
         if reported_packets:
             delivered = [bps for at, bps in self._delivered.values() if now - at <= DELIVERED_FRESH_S]
             self.estimator.on_report(
@@ -344,12 +344,6 @@ class DownlinkController:
                 raw_loss=raw_loss,
             )
         news = bool(reported_packets)
-        if trace.isEnabledFor(logging.DEBUG):
-            state = self.estimator.state()
-            trace.debug("~ %s loss %s raw %s over %d packets, sent %d kbps: estimate %d kbps (%s), climb wait %.0f s",
-                        self.name, None if not reported_packets else round(lost_weighted / reported_packets, 3),
-                        None if raw_loss is None else round(raw_loss, 3), reported_packets, sent_bps // 1000,
-                        state["estimate_bps"] // 1000, state["reason"], state["climb_wait_s"])
         queue_s = self._queue_delay(now, consumers)
         if queue_s is not None:
             self.estimator.on_queue_delay(now, queue_s, sent_bps)
@@ -371,6 +365,15 @@ class DownlinkController:
             news = True
         if probe_judged:
             news = True
+        if trace.isEnabledFor(logging.DEBUG):
+            # one line per step: a receiver report, a NACK's loss or the timer
+            # ("fast" when the NACKs' loss was acted on), after all it changed
+            state = self.estimator.state()
+            trace.debug("~ %s loss %s raw %s over %d packets%s, sent %d kbps: estimate %d kbps (%s), climb wait %.0f s",
+                        self.name, None if not reported_packets else round(lost_weighted / reported_packets, 3),
+                        None if raw_loss is None else round(raw_loss, 3), reported_packets,
+                        "" if fast_loss is None else f", fast {fast_loss:.3f}{' fresh' if fresh else ''}",
+                        sent_bps // 1000, state["estimate_bps"] // 1000, state["reason"], state["climb_wait_s"])
         if not news and now - self._allocated_at < REALLOCATE_S and len(self._selectors) >= sum(
             1 for c in consumers if c.kind == "video"
         ):
@@ -447,7 +450,7 @@ class DownlinkController:
         paused = sorted((c for c in consumers if c.kind == "video" and c.can_pad),
                         key=lambda c: self.allocation.get(c.id) is not None)
         if not paused:
-            self.estimator.on_probe_result(now, target_bps, False)
+            self.estimator.cancel_probe()
             return
         rtts = [c.last_rtt[1] for c in consumers if c.last_rtt is not None and now - c.last_rtt[0] <= 10.0]
         self._probe = _Probe(
@@ -482,7 +485,7 @@ class DownlinkController:
                 self._probe_verdict(now, [c for c in self._consumers if not c.closed], final=True)
                 return
             if probe.consumer.closed:
-                self._finish_probe(now, False, "consumer closed")
+                self._finish_probe(now, None, "consumer closed")
                 return
             # padding tops what the media sends now up to the target: the last
             # second's average, taken at the start, held a camera that had just
@@ -551,17 +554,21 @@ class DownlinkController:
             return True
         return False
 
-    def _finish_probe(self, now: float, carried: bool, why: str) -> None:
+    def _finish_probe(self, now: float, carried: Optional[bool], why: str) -> None:
+        """The probe's verdict; ``carried`` None: called off, it told nothing of the link."""
         probe = self._probe
         if probe is None:
             return
         self._probe = None
         if probe.timer is not None:
             probe.timer.cancel()
-        self.estimator.on_probe_result(now, probe.target_bps, carried)
-        self._proven_up = carried
+        if carried is None:
+            self.estimator.cancel_probe()
+        else:
+            self.estimator.on_probe_result(now, probe.target_bps, carried)
+        self._proven_up = bool(carried)
         logger.info("- probe to %d kbps %s in %.1f s (%s; %d kbps of padding)", probe.target_bps // 1000,
-                    "carried" if carried else "failed", now - probe.started, why,
+                    {True: "carried", False: "failed", None: "called off"}[carried], now - probe.started, why,
                     probe.padding_bytes * 8 / max(now - probe.started, 1e-3) // 1000)
         self.probes = [*self.probes[-4:], {"target_bps": int(probe.target_bps), "carried": carried, "why": why,
                                            "seconds": round(now - probe.started, 2)}]

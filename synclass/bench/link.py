@@ -650,7 +650,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--dump", default=None, help="write each classroom's raw frame log here")
     parser.add_argument("--trace", action="store_true",
-                        help="the server log (in --data-dir) gets a line per receiver report of each classroom's "
+                        help="the server log (in --data-dir) gets a line per step of each classroom's "
                              "rate control (synclass.media.trace)")
     return parser.parse_args(argv)
 

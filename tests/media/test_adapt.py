@@ -832,8 +832,8 @@ def test_fast_loss_within_the_hold_after_a_cut_changes_nothing() -> None:
     est.on_fast_loss(1.0, 0.8, 1_500_000)
     est.on_fast_loss(1.0 + CUT_HOLD_S - 0.1, 0.9, 200_000)
     assert est.estimate(5.0) == 210_000
-    est.on_fast_loss(1.0 + CUT_HOLD_S, 0.9, 200_000)
-    assert est.estimate(5.0) == 20_000 * 1 + 10_000  # 200k x 0.1 = 20k, clamped to min_bps 30k
+    est.on_fast_loss(1.0 + CUT_HOLD_S, 0.9, 1_000_000)
+    assert est.estimate(5.0) == pytest.approx(70_000)  # 0.7 x the 100k that got through
 
 
 def test_after_a_cut_a_lossy_link_waits_a_minute_before_trying_the_next_layer() -> None:
@@ -1349,3 +1349,48 @@ def test_a_proven_allocation_switches_up_at_once_to_the_allowed_layer() -> None:
     assert paused.update(1.0, 1, proven=True) == 1
     assert proven.update(1.1, 2) == 0  # down as ever: not within the down hold
     assert proven.update(1.6, 2) == 2
+
+
+def _probing_estimator() -> LinkEstimator:
+    """A 300 kbps link's classroom, the camera on layer 2: cut at a drop at t=1, then
+    clean, until a probe to layer 1's budget (760 kbps x 1.15) carries at 3.9 s."""
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.can_probe = True
+    est.floor_bps = 230_000
+    est.set_steps([760_000, 1_720_000])
+    est.on_fast_loss(1.0, 0.6, 1_500_000, floor_bps=230_000)
+    at, target = 1.5, None
+    while target is None:
+        assert at <= 3.0  # clean for CLIMB_WAIT_S
+        est.on_report(at, 0.0, 300_000, raw_loss=0.0)
+        target = est.take_probe(at)
+        at += 0.5
+    assert target == pytest.approx(874_000)
+    est.on_probe_result(3.9, 874_000, True)
+    assert est.estimate(3.9) == 874_000
+    return est
+
+
+def test_a_probe_that_carried_is_not_undone_by_the_verification_of_the_cut_before() -> None:
+    """The cut at 1.0 would be verified at 4.0 (1.2 x what was sent since, 360 kbps);
+    the probe proved more since: the estimate it raised stands."""
+    est = _probing_estimator()
+    est.on_report(4.2, 0.0, 300_000, raw_loss=0.0)
+    assert est.estimate(4.2) == 874_000
+    assert est.state()["reason"] == "probe"
+
+
+def test_a_proof_from_before_a_cut_does_not_set_where_the_next_probe_starts() -> None:
+    """Proven at 874 kbps, then the link drops (cut to the floor's margin at 4.2):
+    the next probe starts from what is sent (240 kbps, reach 5x: layer 1's budget),
+    not from the old proof (which reached the top layer's, ~2 Mbps)."""
+    est = _probing_estimator()
+    est.on_fast_loss(4.2, 0.7, 874_000, floor_bps=230_000)
+    assert est.estimate(4.2) == 241_500
+    at, target = 4.5, None
+    while target is None:
+        assert at < 10.0
+        est.on_report(at, 0.0, 240_000, raw_loss=0.0)
+        target = est.take_probe(at)
+        at += 0.5
+    assert target == pytest.approx(760_000 * 1.15)

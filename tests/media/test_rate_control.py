@@ -81,6 +81,9 @@ class _Estimator:
     def take_probe(self, now: Optional[float] = None) -> None:
         return None
 
+    def cancel_probe(self) -> None:
+        pass
+
 
 def _controller(bps: int, pacer: Optional[Pacer] = None) -> tuple[DownlinkController, _Consumer, _Estimator]:
     audio = _Consumer("audio", "audio", 43_000, 0)
@@ -181,15 +184,19 @@ def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cu
     assert controller.estimator.cut_at == 10.85
 
 
-def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_same_step() -> None:
+def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_same_step(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The NACKs a round trip after a cut are fresh of it; if a receiver report cuts
     again in the same step, they describe the rate that report answered: the
     report's cut (held at the floor's margin) stands, not halved on top (a 600 ms
     queue's report cut to the margin and the same step's NACKs then to half of
-    it: a camera the link carried paused for 31 s)."""
+    it: a camera the link carried paused for 31 s). The trace tells the step's
+    NACK loss, and that it was not taken as fresh."""
+    caplog.set_level(logging.DEBUG, logger="synclass.media.trace")
     audio = _Consumer("audio", "audio", 43_000, 0)
     camera = _Consumer("camera", "video", 165_000, 2)
-    controller = DownlinkController([audio, camera], now=0.0)
+    controller = DownlinkController([audio, camera], now=0.0, name="t2")
     seq = 1000
 
     def send(at: float, bps: float) -> None:
@@ -219,10 +226,14 @@ def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_
     assert controller.estimator.cut_at == 10.85
     assert controller.estimator.state()["reason"] == "loss>40%"  # the report's cut ...
     assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)  # ... at the margin
+    line = [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
+    assert line.startswith("~ t2 loss 0.85 raw ")
+    assert " packets, fast 0.638, sent " in line and "estimate 218 kbps (loss>40%)" in line
     for i in range(5):
         nack(11.35 + 0.1 * i, 6)  # fresh of the report's cut (0.3 s round trip + 0.1 s after it)
     controller._nack_now(11.75)
     assert controller.estimator.cut_at == 11.75  # these do cut
+    assert " fresh, sent " in [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
     assert controller.estimator.estimate(11.75) < 208_000
 
 
@@ -307,3 +318,27 @@ def test_a_report_across_a_pause_tells_no_loss_and_the_trace_logs_each_report(
     assert controller.estimator.state()["loss"] == 0.0
     lines = [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"]
     assert lines and lines[-1].startswith("~ t1 loss 0.0 raw 0.025 over 40 packets")  # 2 NACKed of 80 sent
+
+
+def test_a_probe_no_consumer_can_pad_for_is_called_off_without_a_verdict() -> None:
+    """No video can carry padding (no RTX negotiated): the probe the estimator asked
+    for tells nothing of the link; no back-off, no hold against the loss reports."""
+    audio = _Consumer("audio", "audio", 43_000, 0)
+    camera = _Consumer("camera", "video", 165_000, 2)
+    controller = DownlinkController([audio, camera], now=0.0)
+    est = LinkEstimator(0.0, initial_bps=300_000)
+    est.can_probe = True
+    est.set_steps([700_000])
+    controller.estimator = est
+    at, target = 0.5, None
+    while target is None:
+        assert at < 5.0
+        est.on_report(at, 0.0, 250_000, raw_loss=0.0)
+        target = est.take_probe(at)
+        at += 0.5
+    assert est.state()["probing"] is True
+    cut_at, wait = est.cut_at, est.state()["climb_wait_s"]
+    controller._start_probe(at, target, 250_000, [audio, camera])
+    state = est.state()
+    assert (state["probing"], state["failed_probes"], state["climb_wait_s"], est.cut_at) == (False, 0, wait, cut_at)
+    assert controller.probes == []
