@@ -249,6 +249,8 @@ PROBE_FAIL_FORGET = 0.9
 # ... and once halfway is within 5 % of the base, the probe goes this much over the
 # rate that failed (or the base).
 PROBE_RETRY_ABOVE = 1.1
+# ... and "clean since well after the failure" means from this long after it
+PROBE_FAIL_SETTLE_S = CUT_HOLD_S
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -909,7 +911,7 @@ class LinkEstimator:
         # it failed on was lossy, this one is not (from a 64 kbps link back at 5 Mbps
         # the probes crept up 81, 87 kbps).
         failed_bps, failed_at = self._failed_probe
-        changed = (self._clean_since is not None and self._clean_since >= failed_at + CUT_HOLD_S - _EPS
+        changed = (self._clean_since is not None and self._clean_since >= failed_at + PROBE_FAIL_SETTLE_S - _EPS
                    and now - self._clean_since >= CLIMB_WAIT_S - _EPS)
         halfway = (unpausing and not changed and now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS
                    and failed_bps > base)
@@ -1062,6 +1064,18 @@ class NackMeter:
         self._hi = hi
         self.log.append((now, new, max(span, new)))
         return True
+
+    def since(self, first: int) -> tuple[int, int]:
+        """(missing, sequence numbers covered) from ``first`` on, up to the
+        highest number NACKed: the loss of what was sent from ``first`` on, as
+        far as the NACKs tell it yet (of the last NACK_REMEMBER numbers NACKed)."""
+        if self._hi is None:
+            return 0, 0
+        span = (self._hi - first) & 0xFFFF
+        if span == 0 or span >= 0x8000:
+            return 0, 0
+        lost = sum(1 for seq in self._order if ((seq - first) & 0xFFFF) < span)
+        return lost, span
 
     def window(self, now: float, seconds: float) -> tuple[int, int]:
         """(missing, sequence numbers covered) by the NACKs of the last ``seconds``.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -57,14 +58,12 @@ INITIAL_BPS = 5_000_000
 NACK_WINDOW_S = 0.4
 NACK_MIN_SPAN = 20
 # Within the hold after a cut (media.adapt.CUT_HOLD_S) the NACKs are read again
-# over what was sent after the cut: from a round trip (the consumers' latest,
-# which includes the link's queue; at least NACK_FRESH_RTT_S) plus this
-# margin after it, once that window is at least NACK_FRESH_MIN_S long. The
-# round trip is taken as at least NACK_FRESH_RTT_S: right at a drop the
-# latest reports do not hold the new queue yet (100 ms where 300 ms were due).
-NACK_FRESH_MARGIN_S = 0.1
-NACK_FRESH_MIN_S = 0.2
-NACK_FRESH_RTT_S = 0.3
+# over what went on the wire after the cut: the sequence numbers from each
+# video's first one still unsent at the cut (Consumer.unsent_seq), once they
+# cover NACK_MIN_SPAN. (Timing it by the round trip failed: right at a drop
+# the latest reports do not hold the new queue yet, and behind a 600 ms queue
+# NACKs of the rate before a cut read as 88 % loss of the cut rate and paused
+# a camera the link carried for 10 s.)
 # What a layer needs before its producer has been measured (bps), by layer index.
 NOMINAL_VIDEO_BPS = (1_500_000, 500_000, 100_000)
 NOMINAL_AUDIO_BPS = 40_000
@@ -159,6 +158,8 @@ class DownlinkController:
         self.pacer = pacer
         self._pacer_dropped = 0
         self._pacer_held = 0  # pacer bytes waiting or dropped at the last tick
+        self._cut_noted = -math.inf  # the estimator's cut_at when last looked at
+        self._cut_seqs: dict[str, int] = {}  # each video's first sequence number sent after that cut
         start = time.monotonic() if now is None else now
         # Until the subscriber's reports say otherwise its link is taken to be
         # good: a single-layer track is forwarded as it is from the start, and
@@ -226,12 +227,9 @@ class DownlinkController:
                 # the probe's padding is overflowing the queue: stop it now, not at its verdict
                 self._finish_probe(now, False, f"nack loss {loss:.3f}")
                 return
-            since_cut = now - self.estimator.cut_at
-            if since_cut < CUT_HOLD_S:
-                # within the hold after a cut, only the loss of what was sent after it
-                # counts: NACKs a round trip (queue included) and a margin later
-                window = min(NACK_WINDOW_S, since_cut - self._round_trip(now) - NACK_FRESH_MARGIN_S)
-                loss = self.nack_loss_fraction(now, window) if window >= NACK_FRESH_MIN_S else None
+            if now - self.estimator.cut_at < CUT_HOLD_S:
+                # within the hold after a cut, only the loss of what was sent after it counts
+                loss = self.fresh_nack_loss()
                 if loss is not None and loss > self.estimator.fresh_loss_threshold:
                     self.tick(now, fast_loss=loss, fresh=True)
             elif loss is not None and loss > self.estimator.fast_loss_threshold:
@@ -239,12 +237,28 @@ class DownlinkController:
         except Exception:
             logger.exception("x rate control failed")
 
-    def _round_trip(self, now: float) -> float:
-        """The longest of the consumers' latest round trips (queue included), but
-        at least NACK_FRESH_RTT_S, s."""
-        rtts = [c.last_rtt[1] for c in self._consumers
-                if not c.closed and c.last_rtt is not None and now - c.last_rtt[0] <= RTT_BASE_S]
-        return max(rtts + [NACK_FRESH_RTT_S])
+    def fresh_nack_loss(self) -> Optional[float]:
+        """Loss over the sequence numbers that went on the wire after the last
+        cut, as the NACKs tell it so far (all video consumers), or None if they
+        cover fewer than NACK_MIN_SPAN."""
+        lost = span = 0
+        for c in self._consumers:
+            first = self._cut_seqs.get(c.id)
+            if c.kind == "video" and not c.closed and first is not None:
+                c_lost, c_span = c.nack_meter.since(first)
+                lost += c_lost
+                span += c_span
+        if span < NACK_MIN_SPAN:
+            return None
+        return lost / span
+
+    def _note_cut(self) -> None:
+        """After the estimator may have cut: at a new cut, where each video's
+        packets sent after it begin."""
+        cut_at = self.estimator.cut_at
+        if cut_at != self._cut_noted:
+            self._cut_noted = cut_at
+            self._cut_seqs = {c.id: c.unsent_seq for c in self._consumers if c.kind == "video" and not c.closed}
 
     def nack_loss_fraction(self, now: float, seconds: float = NACK_WINDOW_S) -> Optional[float]:
         """Loss over the sequence numbers the NACKs of the last ``seconds``
@@ -365,6 +379,7 @@ class DownlinkController:
             news = True
         if probe_judged:
             news = True
+        self._note_cut()
         if trace.isEnabledFor(logging.DEBUG):
             # one line per step: a receiver report, a NACK's loss or the timer
             # ("fast" when the NACKs' loss was acted on), after all it changed
@@ -566,6 +581,7 @@ class DownlinkController:
             self.estimator.cancel_probe()
         else:
             self.estimator.on_probe_result(now, probe.target_bps, carried)
+            self._note_cut()
         self._proven_up = bool(carried)
         logger.info("- probe to %d kbps %s in %.1f s (%s; %d kbps of padding)", probe.target_bps // 1000,
                     {True: "carried", False: "failed", None: "called off"}[carried], now - probe.started, why,
@@ -762,6 +778,10 @@ class Pacer:
     def video_bytes(self) -> int:
         """Bytes of video waiting (retransmissions left out)."""
         return self.queued_bytes - self._first_bytes
+
+    def waiting_packets(self, key: Any) -> int:
+        """Packets of this track waiting to go out."""
+        return len(self._queues.get(key, ()))
 
     def queued_for(self, key: Any) -> int:
         """Bytes of this track waiting to go out."""

@@ -254,6 +254,15 @@ class Consumer:
         self._last_keyframe_ask = -1e9
         self._ask_keyframe()
 
+    @property
+    def unsent_seq(self) -> int:
+        """The sequence number of the next packet to go on the wire: the first
+        still waiting in the pacer, or the next one to be given."""
+        if not self.packets:
+            return self._next_seq
+        waiting = self._pacer.waiting_packets(self.id) if self._pacer is not None else 0
+        return (self._last_seq + 1 - waiting) & 0xFFFF
+
     def _cancel_pending(self) -> None:
         if self._pending is not None:
             self._pending._detach(self)

@@ -810,6 +810,18 @@ def test_a_nack_meter_follows_sequence_numbers_across_the_wrap() -> None:
     assert list(meter.log)[-1] == (0.1, 2, 4)
 
 
+def test_a_nack_meter_tells_the_loss_from_a_sequence_number_on_across_the_wrap() -> None:
+    meter = NackMeter()
+    assert meter.since(65530) == (0, 0)  # nothing NACKed yet
+    meter.add(0.0, [65520, 65521])  # before the cut's first number
+    meter.add(0.1, [65532, 65535, 0])  # up to 0: 65530..0 is 7 numbers, 3 missing
+    assert meter.since(65530) == (3, 7)
+    meter.add(0.2, [3, 4])  # up to 4: 65530..4, 11 numbers, 5 missing
+    assert meter.since(65530) == (5, 11)
+    assert meter.since(5) == (0, 0)  # nothing NACKed from 5 on yet
+    assert meter.since(65520) == (7, 21)
+
+
 def test_fast_loss_over_40_percent_cuts_below_what_got_through() -> None:
     # the first read of a drop is low (its NACK window still holds the rate before it):
     # FAST_FIRST_SLACK x what got through, not DELIVERED_SLACK x

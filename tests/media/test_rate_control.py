@@ -41,6 +41,7 @@ class _Consumer:
         self.nack_meter = NackMeter()
         self.last_rtt: Optional[tuple[float, float, float]] = None
         self.last_report: Optional[tuple[float, int, int]] = None
+        self.unsent_seq = 0  # the next sequence number to go on the wire
 
     def set_layer(self, layer: Optional[int]) -> None:
         self.target_layer = layer
@@ -139,10 +140,11 @@ def test_no_queue_signal_on_a_link_too_fast_to_be_paced() -> None:
 
 
 def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cut_again() -> None:
-    """A drop read at 60 % from NACKs that still hold the rate before it: cut to 40 %
-    of what was sent. NACKs of the next round trip describe that old rate and change
-    nothing; those of what the cut rate lost (0.3 s round trip + 0.1 s later) cut
-    again within the hold, by at most half."""
+    """A drop read at 60 % from NACKs that still hold the rate before it: cut to 0.7 x
+    what got through. NACKs of packets sent before the cut describe that old rate and
+    change nothing, however late they come (behind a 600 ms queue, 0.45-0.75 s
+    after it); those of packets sent after it (from the first sequence number still
+    unsent at the cut) cut again within the hold, by at most half."""
     audio = _Consumer("audio", "audio", 43_000, 0)
     camera = _Consumer("camera", "video", 165_000, 2)
     controller = DownlinkController([audio, camera], now=0.0)
@@ -165,23 +167,26 @@ def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cu
         nack(9.65 + 0.1 * i, 6)
     loss = controller.nack_loss_fraction(10.0)
     assert loss is not None and 0.6 < loss < 0.7  # 24 of 37 (the oldest NACK counts its gap only)
+    camera.unsent_seq = 1080  # 1040-1079 are on their way (in the link's queue)
     controller._nack_now(10.0)
     first = controller.estimator.estimate(10.0)
     assert first == pytest.approx(1_500_000 * (1 - loss) * 0.7, rel=0.01)  # FAST_FIRST_SLACK
     assert controller.estimator.cut_at == 10.0
     for i in range(4):
-        nack(10.05 + 0.1 * i, 9)  # the old rate, lost at 90 % a round trip after the cut
-    controller._nack_now(10.35)
-    assert controller.estimator.estimate(10.35) == first
-    send(10.5, first)
-    for i in range(5):
-        nack(10.45 + 0.1 * i, 6)  # what the cut rate lost: 60 %
-    controller._nack_now(10.85)
+        nack(10.45 + 0.1 * i, 9)  # the old rate, lost at 90 %, NACKed behind a 600 ms queue
+    controller._nack_now(10.8)
+    assert controller.estimator.estimate(10.8) == first
+    assert controller.estimator.cut_at == 10.0
+    send(10.9, first)
+    for i in range(4):
+        nack(10.85 + 0.1 * i, 6)  # what the cut rate lost: 60 % (1080-1119)
+    assert controller.fresh_nack_loss() == pytest.approx(0.6)
+    controller._nack_now(11.2)
     # at most halved (184 kbps), and no lower than the floor's margin: audio and the
     # camera (its one layer) need 208 kbps, x 1.05
     assert first * 0.5 < 208_000 * 1.05
-    assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)
-    assert controller.estimator.cut_at == 10.85
+    assert controller.estimator.estimate(11.2) == pytest.approx(208_000 * 1.05, rel=0.01)
+    assert controller.estimator.cut_at == 11.2
 
 
 def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_same_step(
@@ -213,12 +218,14 @@ def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_
         send(0.5 * (i + 1), 1_500_000)
     for i in range(4):
         nack(9.65 + 0.1 * i, 6)
+    camera.unsent_seq = 1040
     controller._nack_now(10.0)
     first = controller.estimator.estimate(10.0)
     assert controller.estimator.cut_at == 10.0
     send(10.5, first)
     for i in range(5):
-        nack(10.45 + 0.1 * i, 6)  # fresh of the cut at 10.0: 60 %
+        nack(10.45 + 0.1 * i, 6)  # fresh of the cut at 10.0: 60 % (1040-1089)
+    camera.unsent_seq = 1090
     camera.packets += 30
     camera.receiver_reports += 1
     camera.fraction_lost = 0.85  # and a report of 85 %, clearly worse than the cut's 65 %
@@ -228,7 +235,7 @@ def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_
     assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)  # ... at the margin
     line = [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
     assert line.startswith("~ t2 loss 0.85 raw ")
-    assert " packets, fast 0.638, sent " in line and "estimate 218 kbps (loss>40%)" in line
+    assert " packets, fast 0.600, sent " in line and "estimate 218 kbps (loss>40%)" in line
     for i in range(5):
         nack(11.35 + 0.1 * i, 6)  # fresh of the report's cut (0.3 s round trip + 0.1 s after it)
     controller._nack_now(11.75)
