@@ -224,8 +224,10 @@ PROBE_CHAIN_S = 1.0
 # it is better than it was, and from the audio alone (43 kbps) steps of 2x took
 # five probes, 7 s, to a camera's lowest layer and the courseware (265 kbps);
 # at 4x the camera's 287 kbps was just out of reach of a 68 kbps base, and one
-# probe more (~1.4 s) took a 64 kbps link back at 5 Mbps 11 s to the top layer.
-PROBE_CHAIN_STEP = 5.0
+# probe more (~1.4 s) took a 64 kbps link back at 5 Mbps 11 s to the top layer;
+# at 5x the camera's 286 kbps was out of reach of a 56 kbps base (0.75 of an
+# estimate of 74), and the detour through the courseware alone took 10.4 s.
+PROBE_CHAIN_STEP = 6.0
 # While no video is paused, a climb is a padding probe too when the controller
 # tells the budgets at which the allocation gives more video (``set_steps``):
 # to the highest such step within this multiple of what is sent, proven or
@@ -249,8 +251,17 @@ PROBE_FAIL_FORGET = 0.9
 # ... and once halfway is within 5 % of the base, the probe goes this much over the
 # rate that failed (or the base).
 PROBE_RETRY_ABOVE = 1.1
-# ... and "clean since well after the failure" means from this long after it
+# ... and "clean since well after the failure" means from this long after it;
+# from PROBE_FAIL_SETTLE_LOSSY_S after it if the link lost packets (not to a
+# probe) within PROBE_FAIL_LOSSY_S before the failure: then a clean run is the
+# link changing, not a slow but clean link carrying what fits. A 64 kbps link
+# with 5 % loss back at 5 Mbps was clean from 2.2 s after a failed probe, and
+# the halfway probes (89, 109, 119 kbps) took 12 s to the top layer. (A clean
+# link's run starts as its failed probe's aftermath ends, ~1.5 s after it: it
+# never reads as changed, and goes on probing halfway.)
 PROBE_FAIL_SETTLE_S = CUT_HOLD_S
+PROBE_FAIL_SETTLE_LOSSY_S = 1.0
+PROBE_FAIL_LOSSY_S = 10.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
 CLIMB_STEP_S = 1.0
@@ -471,6 +482,8 @@ class LinkEstimator:
         self._chain = False  # a probe just carried: the next may follow at once (take_probe)
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
         self._failed_probe = (0.0, -math.inf)  # (bps, at) of the last probe it did not
+        self._failed_lossy = False  # the link lost packets (not to a probe) before that failure
+        self._lossy_at = -math.inf  # the last report over LOSS_LOW, outside probes and their aftermath
         self._floor_held_at = -math.inf  # the last moderate cut held at the floor
         self._probes = 0
         self._failed_probes = 0
@@ -507,6 +520,8 @@ class LinkEstimator:
         self._sent = sent
         if rtt_s is not None:
             self._rtt = rtt_s
+        if loss >= LOSS_LOW and not self._probing and now - self._failed_probe[1] > PROBE_FAIL_SETTLE_S:
+            self._lossy_at = now  # the link's own loss (see PROBE_FAIL_SETTLE_LOSSY_S)
         if loss > LOSS_HIGH:
             self._clean_since = None
             self._sent_hist.clear()
@@ -911,7 +926,8 @@ class LinkEstimator:
         # it failed on was lossy, this one is not (from a 64 kbps link back at 5 Mbps
         # the probes crept up 81, 87 kbps).
         failed_bps, failed_at = self._failed_probe
-        changed = (self._clean_since is not None and self._clean_since >= failed_at + PROBE_FAIL_SETTLE_S - _EPS
+        settle = PROBE_FAIL_SETTLE_LOSSY_S if self._failed_lossy else PROBE_FAIL_SETTLE_S
+        changed = (self._clean_since is not None and self._clean_since >= failed_at + settle - _EPS
                    and now - self._clean_since >= CLIMB_WAIT_S - _EPS)
         halfway = (unpausing and not changed and now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS
                    and failed_bps > base)
@@ -994,6 +1010,7 @@ class LinkEstimator:
                 self._set(now, target_bps, "probe")
             return
         self._failed_probe = (float(target_bps), now)
+        self._failed_lossy = now - self._lossy_at <= PROBE_FAIL_LOSSY_S + _EPS
         self._failed_probes += 1
         self._clean_since = None
         self._congested_at = now

@@ -940,10 +940,10 @@ def test_a_failed_probe_changes_no_estimate_and_backs_off() -> None:
     # a failed padding probe doubles the clean-run wait (2 s) up to PROBE_WAIT_MAX_S, no further
     assert len(gaps) >= 8 and all(g >= PROBE_WAIT_MAX_S for g in gaps)
     assert est.estimate(t) == before and est.state()["failed_probes"] == len(asked)
-    # the first (clean for a whole wait, nothing to remember) to PROBE_CHAIN_STEP x what is
-    # sent; then at most twice that, halfway from it (40 kbps) to where the last one failed,
+    # the first (clean for a whole wait, nothing to remember) to what unpausing needs (x
+    # UNPAUSE_HEADROOM), within PROBE_CHAIN_STEP x what is sent; then at most twice that, halfway from it (40 kbps) to where the last one failed,
     # and once halfway is within 5 % of it, PROBE_RETRY_ABOVE over where the last one failed
-    assert targets[:7] == [200_000, 80_000, 60_000, 50_000, 45_000, 42_500, 46_750]
+    assert targets[:7] == [230_000, 80_000, 60_000, 50_000, 45_000, 42_500, 46_750]
     assert all(40_000 < target <= 48_400 for target in targets[5:])
 
 
@@ -1131,7 +1131,7 @@ def test_after_a_probe_that_carried_the_next_step_follows_within_about_a_second(
             t = round(t + 1.5, 6)
     assert len(asked) == 2
     # PROBE_CHAIN_STEP x what is sent, then what unpausing needs (x UNPAUSE_HEADROOM)
-    assert [round(target) for _, target in asked] == [225_000, 460_000]
+    assert [round(target) for _, target in asked] == [270_000, 460_000]
     assert all(b - (a + 1.5) <= PROBE_CHAIN_S + 0.5 for (a, _), (b, _) in zip(asked, asked[1:]))
 
 
@@ -1153,7 +1153,7 @@ def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
     est.can_probe = True
     targets: list[int] = []
     t = 1.0
-    verdicts = iter([False, True, True, True, True, True])  # one noisy failure at 200 kbps, then all carried
+    verdicts = iter([False, True, True, True, True, True])  # one noisy failure at 240 kbps, then all carried
     while t < 60 and len(targets) < 6:
         t = round(t + 1.0, 6)
         est.on_report(t, 0.0, 40_000)
@@ -1161,10 +1161,10 @@ def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
         if target is not None:
             targets.append(round(target))
             est.on_probe_result(t + 1.0, target, next(verdicts))
-    # 200 failed; 80 (twice what is sent) carried, 140 (halfway to the failure), 170 and 185
-    # carried: 185 >= 0.9 x 200, so the failure is forgotten and the next probe goes to what
-    # unpausing needs (x 1.15), within PROBE_CHAIN_STEP x 185 kbps
-    assert targets == [200_000, 80_000, 140_000, 170_000, 185_000, 276_000]
+    # 240 (PROBE_CHAIN_STEP x what is sent) failed; 80 (twice what is sent) carried, 160
+    # (halfway to the failure), 200 and 220 carried: 220 >= 0.9 x 240, so the failure is
+    # forgotten and the next probe goes to what unpausing needs (x 1.15)
+    assert targets == [240_000, 80_000, 160_000, 200_000, 220_000, 276_000]
 
 
 def test_a_moderate_cut_from_above_the_floor_stops_there_once_per_10_s() -> None:
@@ -1406,3 +1406,42 @@ def test_a_proof_from_before_a_cut_does_not_set_where_the_next_probe_starts() ->
         target = est.take_probe(at)
         at += 0.5
     assert target == pytest.approx(760_000 * 1.15)
+
+
+def _probe_after_a_failure(lossy_before: bool) -> list[tuple[float, int]]:
+    """A paused video (need 240 kbps, 40 kbps of audio sent): the first probe fails at
+    16.5 s, its aftermath reads 15 % loss until 17.5 s, then the link is clean."""
+    est = LinkEstimator(0.0, initial_bps=5_000_000)
+    est.on_report(1.0, 0.9, 200_000)
+    est.set_need(240_000)
+    est.can_probe = True
+    t = 15.0
+    if lossy_before:
+        est.on_report(t, 0.05, 40_000)  # the link's own loss, 1.5 s before the probe
+    targets: list[tuple[float, int]] = []
+    while t < 40 and len(targets) < 2:
+        t = round(t + 0.5, 6)
+        aftermath = bool(targets) and t <= 17.5
+        est.on_report(t, 0.15 if aftermath else 0.0, 40_000)
+        target = est.take_probe()
+        if target is not None:
+            targets.append((t, round(target)))
+            if len(targets) == 1:
+                assert t == 15.5
+                est.on_probe_result(16.5, target, False)
+                t = 16.5
+    return targets
+
+
+def test_after_a_failed_probe_a_lossy_link_turned_clean_is_probed_in_full_steps() -> None:
+    """A link that lost packets before the failure and is clean from 1 s after its
+    aftermath has changed: the next probe goes PROBE_CHAIN_STEP x what is sent, not
+    halfway to the failure (a 64 kbps link with 5 % loss back at 5 Mbps crept up 89,
+    109, 119 kbps and took 12 s to the top layer)."""
+    assert _probe_after_a_failure(lossy_before=True) == [(15.5, 80_000), (21.5, 240_000)]
+
+
+def test_after_a_failed_probe_a_clean_slow_link_is_probed_halfway() -> None:
+    """Clean all along (the loss only the probe's): a clean run after the failure is no
+    news; the next probe stays under the failure (2 x what is sent, short of halfway)."""
+    assert _probe_after_a_failure(lossy_before=False) == [(15.5, 240_000), (21.5, 80_000)]
