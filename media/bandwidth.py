@@ -241,6 +241,12 @@ class DownlinkController:
         """Loss over the sequence numbers that went on the wire after the last
         cut, as the NACKs tell it so far (all video consumers), or None if they
         cover fewer than NACK_MIN_SPAN."""
+        lost, span = self._fresh_nacks()
+        if span < NACK_MIN_SPAN:
+            return None
+        return lost / span
+
+    def _fresh_nacks(self) -> tuple[int, int]:
         lost = span = 0
         for c in self._consumers:
             first = self._cut_seqs.get(c.id)
@@ -248,9 +254,7 @@ class DownlinkController:
                 c_lost, c_span = c.nack_meter.since(first)
                 lost += c_lost
                 span += c_span
-        if span < NACK_MIN_SPAN:
-            return None
-        return lost / span
+        return lost, span
 
     def _note_cut(self) -> None:
         """After the estimator may have cut: at a new cut, where each video's
@@ -384,10 +388,12 @@ class DownlinkController:
             # one line per step: a receiver report, a NACK's loss or the timer
             # ("fast" when the NACKs' loss was acted on), after all it changed
             state = self.estimator.state()
-            trace.debug("~ %s loss %s raw %s over %d packets%s, sent %d kbps: estimate %d kbps (%s), climb wait %.0f s",
+            # within a cut's hold, the NACKs of what was sent since it: "since cut 12/40"
+            since_cut = (" since cut %d/%d" % self._fresh_nacks()) if now - self.estimator.cut_at < CUT_HOLD_S else ""
+            trace.debug("~ %s loss %s raw %s over %d packets%s%s, sent %d kbps: estimate %d kbps (%s), climb wait %.0f s",
                         self.name, None if not reported_packets else round(lost_weighted / reported_packets, 3),
                         None if raw_loss is None else round(raw_loss, 3), reported_packets,
-                        "" if fast_loss is None else f", fast {fast_loss:.3f}{' fresh' if fresh else ''}",
+                        "" if fast_loss is None else f", fast {fast_loss:.3f}{' fresh' if fresh else ''}", since_cut,
                         sent_bps // 1000, state["estimate_bps"] // 1000, state["reason"], state["climb_wait_s"])
         if not news and now - self._allocated_at < REALLOCATE_S and len(self._selectors) >= sum(
             1 for c in consumers if c.kind == "video"

@@ -235,12 +235,12 @@ def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_
     assert controller.estimator.estimate(10.85) == pytest.approx(208_000 * 1.05, rel=0.01)  # ... at the margin
     line = [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
     assert line.startswith("~ t2 loss 0.85 raw ")
-    assert " packets, fast 0.600, sent " in line and "estimate 218 kbps (loss>40%)" in line
+    assert " packets, fast 0.600 since cut 0/0, sent " in line and "estimate 218 kbps (loss>40%)" in line
     for i in range(5):
         nack(11.35 + 0.1 * i, 6)  # fresh of the report's cut (0.3 s round trip + 0.1 s after it)
     controller._nack_now(11.75)
     assert controller.estimator.cut_at == 11.75  # these do cut
-    assert " fresh, sent " in [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
+    assert " fresh since cut " in [r.getMessage() for r in caplog.records if r.name == "synclass.media.trace"][-1]
     assert controller.estimator.estimate(11.75) < 208_000
 
 
