@@ -216,7 +216,7 @@ PROBE_KEEP_S = 10.0
 # A failed padding probe costs little (a queue filled for a moment, no lost
 # key frame), so the clean-run wait it doubles stops at this, not at
 # CLIMB_WAIT_MAX_S: a paused link that got better is found sooner.
-PROBE_WAIT_MAX_S = 4.0
+PROBE_WAIT_MAX_S = 3.0
 # After a probe that carried, the next one (from where it got) comes this soon:
 # probing costs no freeze, and a paused camera should not wait 10 s a step.
 PROBE_CHAIN_S = 1.0
@@ -252,15 +252,17 @@ PROBE_FAIL_FORGET = 0.9
 # rate that failed (or the base).
 PROBE_RETRY_ABOVE = 1.1
 # ... and "clean since well after the failure" means from this long after it;
-# from PROBE_FAIL_SETTLE_LOSSY_S after it if the link lost packets (not to a
-# probe) within PROBE_FAIL_LOSSY_S before the failure: then a clean run is the
-# link changing, not a slow but clean link carrying what fits. A 64 kbps link
-# with 5 % loss back at 5 Mbps was clean from 2.2 s after a failed probe, and
-# the halfway probes (89, 109, 119 kbps) took 12 s to the top layer. (A clean
-# link's run starts as its failed probe's aftermath ends, ~1.5 s after it: it
-# never reads as changed, and goes on probing halfway.)
+# from the failure on (the reports of its aftermath read lossy, and the clean
+# run starts after them) if the link lost packets of its own (not to the probe
+# that failed, nor in the aftermath of one) within PROBE_FAIL_LOSSY_S before
+# that probe: then a clean run is the link changing, not a slow but clean link
+# carrying what fits. A 64 kbps link with 5 % loss back at 5 Mbps was clean
+# from 2.2 s after a failed probe, and the halfway probes (89, 109, 119 kbps)
+# took 12 s to the top layer. (A clean link's run starts as its failed probe's
+# aftermath ends, ~1.5 s after it: it never reads as changed, and goes on
+# probing halfway.)
 PROBE_FAIL_SETTLE_S = CUT_HOLD_S
-PROBE_FAIL_SETTLE_LOSSY_S = 1.0
+PROBE_FAIL_SETTLE_LOSSY_S = 0.0
 PROBE_FAIL_LOSSY_S = 10.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
@@ -483,7 +485,8 @@ class LinkEstimator:
         self._proven = (0.0, -math.inf)  # (bps, at) of the last probe the link carried
         self._failed_probe = (0.0, -math.inf)  # (bps, at) of the last probe it did not
         self._failed_lossy = False  # the link lost packets (not to a probe) before that failure
-        self._lossy_at = -math.inf  # the last report over LOSS_LOW, outside probes and their aftermath
+        self._lossy_at = -math.inf  # the last report over LOSS_LOW, outside a failed probe's aftermath
+        self._lossy_before_probe = -math.inf  # _lossy_at when the running probe started
         self._floor_held_at = -math.inf  # the last moderate cut held at the floor
         self._probes = 0
         self._failed_probes = 0
@@ -520,7 +523,7 @@ class LinkEstimator:
         self._sent = sent
         if rtt_s is not None:
             self._rtt = rtt_s
-        if loss >= LOSS_LOW and not self._probing and now - self._failed_probe[1] > PROBE_FAIL_SETTLE_S:
+        if loss >= LOSS_LOW and now - self._failed_probe[1] > PROBE_FAIL_SETTLE_S:
             self._lossy_at = now  # the link's own loss (see PROBE_FAIL_SETTLE_LOSSY_S)
         if loss > LOSS_HIGH:
             self._clean_since = None
@@ -989,6 +992,7 @@ class LinkEstimator:
         target, self._probe_wanted = self._probe_wanted, None
         if target is not None:
             self._probing = True
+            self._lossy_before_probe = self._lossy_at
         return target
 
     def on_probe_result(self, now: float, target_bps: float, carried: bool) -> None:
@@ -1010,7 +1014,7 @@ class LinkEstimator:
                 self._set(now, target_bps, "probe")
             return
         self._failed_probe = (float(target_bps), now)
-        self._failed_lossy = now - self._lossy_at <= PROBE_FAIL_LOSSY_S + _EPS
+        self._failed_lossy = now - self._lossy_before_probe <= PROBE_FAIL_LOSSY_S + _EPS
         self._failed_probes += 1
         self._clean_since = None
         self._congested_at = now

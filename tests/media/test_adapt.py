@@ -926,7 +926,7 @@ def test_a_failed_probe_changes_no_estimate_and_backs_off() -> None:
     est.can_probe = True
     asked = []
     targets: list[int] = []
-    t = 1.0
+    t = 12.0  # the drop's loss (the link's own) is over 10 s old: a clean slow link (PROBE_FAIL_LOSSY_S)
     while t < 120:
         t = round(t + 1.0, 6)
         est.on_report(t, 0.0, 40_000)
@@ -1152,7 +1152,7 @@ def test_a_probe_that_carries_nearly_what_failed_ends_the_halving() -> None:
     est.set_need(240_000)
     est.can_probe = True
     targets: list[int] = []
-    t = 1.0
+    t = 12.0  # the drop's loss (the link's own) is over 10 s old: a clean slow link (PROBE_FAIL_LOSSY_S)
     verdicts = iter([False, True, True, True, True, True])  # one noisy failure at 240 kbps, then all carried
     while t < 60 and len(targets) < 6:
         t = round(t + 1.0, 6)
@@ -1434,14 +1434,14 @@ def _probe_after_a_failure(lossy_before: bool) -> list[tuple[float, int]]:
 
 
 def test_after_a_failed_probe_a_lossy_link_turned_clean_is_probed_in_full_steps() -> None:
-    """A link that lost packets before the failure and is clean from 1 s after its
+    """A link that lost packets of its own before the failure and is clean after its
     aftermath has changed: the next probe goes PROBE_CHAIN_STEP x what is sent, not
     halfway to the failure (a 64 kbps link with 5 % loss back at 5 Mbps crept up 89,
     109, 119 kbps and took 12 s to the top layer)."""
-    assert _probe_after_a_failure(lossy_before=True) == [(15.5, 80_000), (21.5, 240_000)]
+    assert _probe_after_a_failure(lossy_before=True) == [(15.5, 80_000), (20.5, 240_000)]
 
 
 def test_after_a_failed_probe_a_clean_slow_link_is_probed_halfway() -> None:
     """Clean all along (the loss only the probe's): a clean run after the failure is no
     news; the next probe stays under the failure (2 x what is sent, short of halfway)."""
-    assert _probe_after_a_failure(lossy_before=False) == [(15.5, 240_000), (21.5, 80_000)]
+    assert _probe_after_a_failure(lossy_before=False) == [(15.5, 240_000), (20.5, 80_000)]
