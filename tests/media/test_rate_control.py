@@ -139,29 +139,36 @@ def test_no_queue_signal_on_a_link_too_fast_to_be_paced() -> None:
     assert estimator.queues == []
 
 
+class _Drop:
+    """A camera and its audio sent 1.5 Mbps for 10 s; ``nack`` adds NACKs of 10
+    sequence numbers each (from 1000 on), the last ``loss_in_10`` of them missing."""
+
+    def __init__(self, name: str = "controller") -> None:
+        self.audio = _Consumer("audio", "audio", 43_000, 0)
+        self.camera = _Consumer("camera", "video", 165_000, 2)
+        self.controller = DownlinkController([self.audio, self.camera], now=0.0, name=name)
+        self.seq = 1000
+        for i in range(20):
+            self.send(0.5 * (i + 1), 1_500_000)
+
+    def send(self, at: float, bps: float) -> None:
+        self.camera.octets += int(bps / 8 * 0.5) - 30 * 60  # 0.5 s of it, in 30 packets
+        self.camera.packets += 30
+        self.controller.tick(at)
+
+    def nack(self, at: float, loss_in_10: int) -> None:
+        self.camera.nack_meter.add(at, list(range(self.seq + 10 - loss_in_10, self.seq + 10)))
+        self.seq += 10
+
+
 def test_within_the_hold_after_a_cut_only_the_nacks_of_what_was_sent_after_it_cut_again() -> None:
     """A drop read at 60 % from NACKs that still hold the rate before it: cut to 0.7 x
     what got through. NACKs of packets sent before the cut describe that old rate and
     change nothing, however late they come (behind a 600 ms queue, 0.45-0.75 s
     after it); those of packets sent after it (from the first sequence number still
     unsent at the cut) cut again within the hold, by at most half."""
-    audio = _Consumer("audio", "audio", 43_000, 0)
-    camera = _Consumer("camera", "video", 165_000, 2)
-    controller = DownlinkController([audio, camera], now=0.0)
-    seq = 1000
-
-    def send(at: float, bps: float) -> None:
-        camera.octets += int(bps / 8 * 0.5) - 30 * 60  # 0.5 s of it, in 30 packets
-        camera.packets += 30
-        controller.tick(at)
-
-    def nack(at: float, loss_in_10: int) -> None:
-        nonlocal seq
-        camera.nack_meter.add(at, list(range(seq + 10 - loss_in_10, seq + 10)))
-        seq += 10
-
-    for i in range(20):
-        send(0.5 * (i + 1), 1_500_000)
+    drop = _Drop()
+    controller, camera, send, nack = drop.controller, drop.camera, drop.send, drop.nack
     assert controller.estimator.estimate(10.0) == 5_000_000
     for i in range(4):
         nack(9.65 + 0.1 * i, 6)
@@ -199,23 +206,8 @@ def test_nacks_fresh_of_an_older_cut_do_not_cut_again_after_a_report_cut_in_the_
     it: a camera the link carried paused for 31 s). The trace tells the step's
     NACK loss, and that it was not taken as fresh."""
     caplog.set_level(logging.DEBUG, logger="synclass.media.trace")
-    audio = _Consumer("audio", "audio", 43_000, 0)
-    camera = _Consumer("camera", "video", 165_000, 2)
-    controller = DownlinkController([audio, camera], now=0.0, name="t2")
-    seq = 1000
-
-    def send(at: float, bps: float) -> None:
-        camera.octets += int(bps / 8 * 0.5) - 30 * 60
-        camera.packets += 30
-        controller.tick(at)
-
-    def nack(at: float, loss_in_10: int) -> None:
-        nonlocal seq
-        camera.nack_meter.add(at, list(range(seq + 10 - loss_in_10, seq + 10)))
-        seq += 10
-
-    for i in range(20):
-        send(0.5 * (i + 1), 1_500_000)
+    drop = _Drop(name="t2")
+    controller, camera, send, nack = drop.controller, drop.camera, drop.send, drop.nack
     for i in range(4):
         nack(9.65 + 0.1 * i, 6)
     camera.unsent_seq = 1040
