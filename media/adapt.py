@@ -262,7 +262,6 @@ PROBE_RETRY_ABOVE = 1.1
 # aftermath ends, ~1.5 s after it: it never reads as changed, and goes on
 # probing halfway.)
 PROBE_FAIL_SETTLE_S = CUT_HOLD_S
-PROBE_FAIL_SETTLE_LOSSY_S = 0.0
 PROBE_FAIL_LOSSY_S = 10.0
 # Within one run of clean reports, successive climbs are at least this far
 # apart (one RR interval): from 300 kbps to 1.5 Mbps takes 3-4 climbs.
@@ -524,7 +523,7 @@ class LinkEstimator:
         if rtt_s is not None:
             self._rtt = rtt_s
         if loss >= LOSS_LOW and now - self._failed_probe[1] > PROBE_FAIL_SETTLE_S:
-            self._lossy_at = now  # the link's own loss (see PROBE_FAIL_SETTLE_LOSSY_S)
+            self._lossy_at = now  # the link's own loss (see PROBE_FAIL_LOSSY_S)
         if loss > LOSS_HIGH:
             self._clean_since = None
             self._sent_hist.clear()
@@ -929,7 +928,7 @@ class LinkEstimator:
         # it failed on was lossy, this one is not (from a 64 kbps link back at 5 Mbps
         # the probes crept up 81, 87 kbps).
         failed_bps, failed_at = self._failed_probe
-        settle = PROBE_FAIL_SETTLE_LOSSY_S if self._failed_lossy else PROBE_FAIL_SETTLE_S
+        settle = 0.0 if self._failed_lossy else PROBE_FAIL_SETTLE_S
         changed = (self._clean_since is not None and self._clean_since >= failed_at + settle - _EPS
                    and now - self._clean_since >= CLIMB_WAIT_S - _EPS)
         halfway = (unpausing and not changed and now - failed_at <= PROBE_FAIL_MEMORY_S + _EPS
